@@ -1,0 +1,83 @@
+//! The value codec: how typed values become the bytes that stores keep.
+
+use bytes::Bytes;
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::error::BoxError;
+
+/// How session values are serialized (Iris's `Encoding`).
+///
+/// Every store keeps the encoded bytes as they are; only the session handle encodes and
+/// decodes. Counters written by [`Session::increment`](crate::Session::increment) are
+/// kept as ASCII decimal integers (what Redis `HINCRBY` and SQL arithmetic work on),
+/// which is also their JSON form.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Codec {
+    /// JSON via `serde_json` (the default): readable in any store, interoperable.
+    #[default]
+    Json,
+}
+
+/// A value that the codec could not encode or decode.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CodecError(#[source] BoxError);
+
+impl Codec {
+    /// Serializes `value`.
+    pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Bytes, CodecError> {
+        match self {
+            Codec::Json => serde_json::to_vec(value)
+                .map(Bytes::from)
+                .map_err(|e| CodecError(e.into())),
+        }
+    }
+
+    /// Deserializes `bytes` as a `T`; garbage or a value of another type is an error.
+    pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, CodecError> {
+        match self {
+            Codec::Json => serde_json::from_slice(bytes).map_err(|e| CodecError(e.into())),
+        }
+    }
+
+    /// Decodes to a dynamic JSON value (for `get_all`, admin views and the demo).
+    pub fn decode_json(self, bytes: &[u8]) -> Result<serde_json::Value, CodecError> {
+        self.decode(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_bytes_decode_or_error(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = Codec::Json.decode::<serde_json::Value>(&bytes);
+            let _ = Codec::Json.decode::<i64>(&bytes);
+            let _ = Codec::Json.decode::<String>(&bytes);
+        }
+
+        #[test]
+        fn roundtrip_strings(s in ".*") {
+            let b = Codec::Json.encode(&s).unwrap();
+            prop_assert_eq!(Codec::Json.decode::<String>(&b).unwrap(), s);
+        }
+
+        #[test]
+        fn roundtrip_integers_are_decimal(n in any::<i64>()) {
+            let b = Codec::Json.encode(&n).unwrap();
+            let text = n.to_string();
+            prop_assert_eq!(&b[..], text.as_bytes());
+            prop_assert_eq!(Codec::Json.decode::<i64>(&b).unwrap(), n);
+        }
+    }
+
+    #[test]
+    fn wrong_type_is_an_error() {
+        let b = Codec::Json.encode("text").unwrap();
+        assert!(Codec::Json.decode::<i64>(&b).is_err());
+    }
+}

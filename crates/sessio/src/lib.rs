@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod codec;
+mod config;
+mod cookies;
+mod error;
+mod id;
+mod reserved;
+mod session;
+mod sessions;
+pub mod store;
+
+pub use crate::{
+    codec::{Codec, CodecError},
+    config::{SameSite, Secure, SessionsBuilder},
+    error::{BoxError, Error, StoreError, StoreErrorKind, StoreOp},
+    id::{IdGenerator, RandomIds, SessionId, StoreKey, MAX_ID_LEN},
+    session::Session,
+    sessions::{DestroyReason, LazySession, Sessions},
+    store::MemoryStore,
+};

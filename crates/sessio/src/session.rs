@@ -1,0 +1,719 @@
+//! [`Session`]: the per-request handle.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use http::HeaderValue;
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::{
+    cookies,
+    error::Error,
+    id::{SessionId, StoreKey},
+    reserved::{self, check_user_key, flash_key, immutable_key, is_reserved},
+    sessions::{DestroyReason, Sessions},
+    store::{apply_changes, parse_counter, Change, Committed, Patch, Record, Values},
+};
+
+/// The session of one request.
+///
+/// Cheap to clone; every clone is the same session. Reads and writes work on the
+/// request's own view (loaded once) and are synchronous; writes are recorded as a
+/// patch that is applied to the store atomically when the request ends (the adapters
+/// do it) or on [`save`](Self::save). Only the keys a request changed are written, so
+/// concurrent requests that write different keys both keep their writes.
+/// [`increment`](Self::increment) goes to the store at once and is exact under
+/// concurrency.
+///
+/// A session is created in the store on its first write; a request that only reads
+/// creates nothing and gets no cookie.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), sessio::Error> {
+/// # let session = sessio::Sessions::builder().build()?.start(&http::HeaderMap::new()).await?;
+/// session.set("name", "iris")?;
+/// assert_eq!(session.get::<String>("name")?.as_deref(), Some("iris"));
+/// assert!(session.get::<i64>("name").is_err()); // wrong type: an error, not a panic
+/// assert_eq!(session.get_or("missing", 7)?, 7);
+/// assert_eq!(session.increment("visits", 1).await?, 1);
+///
+/// session.set_immutable("role", "admin")?;
+/// assert!(session.set("role", "user").is_err());
+///
+/// session.set_flash("notice", "saved")?;
+/// assert_eq!(session.get_flash::<String>("notice")?.as_deref(), Some("saved"));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sessions: Sessions,
+    secure: bool,
+    state: Mutex<State>,
+}
+
+struct State {
+    id: SessionId,
+    key: StoreKey,
+    /// No stored session existed when the request started (or it was destroyed).
+    is_new: bool,
+    /// The store holds a record under `key`: commits must not create.
+    stored: bool,
+    /// This request's view: loaded values plus local changes.
+    values: Arc<Values>,
+    /// The deadline as stored; the browser's cookie carries the same one.
+    deadline: Option<SystemTime>,
+    /// Changes not yet committed.
+    changes: Vec<Change>,
+    /// Remove every stored key before `changes`.
+    clear: bool,
+    /// Write every value (the key is new after `regenerate`).
+    write_all: bool,
+    /// `update_expiration` was called: recompute and resend the deadline.
+    expiry_changed: bool,
+    /// Flash keys read in this request, removed at commit.
+    consumed_flashes: Vec<String>,
+    /// Old keys to remove at commit (destroy, regenerate).
+    retired: Vec<(StoreKey, DestroyReason)>,
+    /// What the response must do with the cookie.
+    cookie: CookieAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CookieAction {
+    None,
+    Set,
+    Remove,
+}
+
+/// What one commit sends to the store, taken out of the state under its lock.
+struct Plan {
+    retired: Vec<(StoreKey, DestroyReason)>,
+    write: Option<(StoreKey, Patch)>,
+    consumed_flashes: Vec<String>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Session")
+            .field("id", &state.id)
+            .field("is_new", &state.is_new)
+            .field(
+                "len",
+                &state.values.keys().filter(|k| !is_reserved(k)).count(),
+            )
+            .field("pending_changes", &state.changes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    pub(crate) fn fresh(sessions: Sessions, secure: bool) -> Self {
+        let id = sessions.config.ids.generate();
+        Self::with_state(
+            sessions,
+            secure,
+            State::new(id, true, false, Record::default()),
+        )
+    }
+
+    pub(crate) fn loaded(
+        sessions: Sessions,
+        secure: bool,
+        id: SessionId,
+        _key: StoreKey,
+        record: Record,
+    ) -> Self {
+        Self::with_state(sessions, secure, State::new(id, false, true, record))
+    }
+
+    fn with_state(sessions: Sessions, secure: bool, state: State) -> Self {
+        Session {
+            inner: Arc::new(Inner {
+                sessions,
+                secure,
+                state: Mutex::new(state),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is only changed in small steps that cannot panic half-way.
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn codec(&self) -> crate::Codec {
+        self.inner.sessions.config.codec
+    }
+
+    /// The session id (the cookie's value). Changes after [`regenerate`](Self::regenerate)
+    /// and [`destroy`](Self::destroy).
+    pub fn id(&self) -> SessionId {
+        self.lock().id.clone()
+    }
+
+    /// Whether the session did not exist before this request.
+    pub fn is_new(&self) -> bool {
+        self.lock().is_new
+    }
+
+    /// The value under `key`, decoded as `T`; `Ok(None)` if absent. A stored value of
+    /// another type (or garbage) is [`Error::Decode`].
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        check_user_key(key)?;
+        self.decode_at(key, key)
+    }
+
+    fn decode_at<T: DeserializeOwned>(&self, stored: &str, key: &str) -> Result<Option<T>, Error> {
+        let state = self.lock();
+        state
+            .values
+            .get(stored)
+            .map(|raw| self.codec().decode(raw))
+            .transpose()
+            .map_err(|source| Error::Decode {
+                key: key.to_owned(),
+                source,
+            })
+    }
+
+    /// The value under `key`, or `default` when absent (Iris's `GetIntDefault` & co.).
+    pub fn get_or<T: DeserializeOwned>(&self, key: &str, default: T) -> Result<T, Error> {
+        Ok(self.get(key)?.unwrap_or(default))
+    }
+
+    /// Sets `key` to `value`. Fails for keys stored with
+    /// [`set_immutable`](Self::set_immutable).
+    pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), Error> {
+        check_user_key(key)?;
+        let encoded = self.encode(key, value)?;
+        let mut state = self.lock();
+        if state.values.contains_key(&immutable_key(key)) {
+            return Err(Error::Immutable { key: key.into() });
+        }
+        state.put(key.to_owned(), encoded);
+        Ok(())
+    }
+
+    /// Sets `key` to `value` and marks it immutable: plain [`set`](Self::set) then
+    /// refuses to change it. `set_immutable` may replace it, and
+    /// [`delete`](Self::delete) and [`clear`](Self::clear) remove it.
+    pub fn set_immutable<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), Error> {
+        check_user_key(key)?;
+        let encoded = self.encode(key, value)?;
+        let mut state = self.lock();
+        state.put(key.to_owned(), encoded);
+        state.put(immutable_key(key), Bytes::from_static(b"true"));
+        Ok(())
+    }
+
+    fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Bytes, Error> {
+        self.codec().encode(value).map_err(|source| Error::Encode {
+            key: key.to_owned(),
+            source,
+        })
+    }
+
+    /// Adds `by` (may be negative) to the integer under `key` (absent counts as 0) in
+    /// the store, atomically, and returns the stored result. Pending changes are
+    /// committed in the same step.
+    pub async fn increment(&self, key: &str, by: i64) -> Result<i64, Error> {
+        check_user_key(key)?;
+        if self.lock().values.contains_key(&immutable_key(key)) {
+            return Err(Error::Immutable { key: key.into() });
+        }
+        let counters = self
+            .commit(Some(Change::Increment(key.to_owned(), by)))
+            .await?;
+        let value = counters.last().copied().unwrap_or_default();
+        let mut state = self.lock();
+        Arc::make_mut(&mut state.values).insert(key.to_owned(), Bytes::from(value.to_string()));
+        Ok(value)
+    }
+
+    /// Subtracts `by` atomically; see [`increment`](Self::increment).
+    pub async fn decrement(&self, key: &str, by: i64) -> Result<i64, Error> {
+        self.increment(key, by.checked_neg().unwrap_or(i64::MAX))
+            .await
+    }
+
+    /// Removes `key`; returns whether it existed.
+    pub fn delete(&self, key: &str) -> Result<bool, Error> {
+        check_user_key(key)?;
+        let mut state = self.lock();
+        let existed = state.values.contains_key(key);
+        if existed {
+            state.remove(key.to_owned());
+            let marker = immutable_key(key);
+            if state.values.contains_key(&marker) {
+                state.remove(marker);
+            }
+        }
+        Ok(existed)
+    }
+
+    /// Removes every value and flash message (the session itself lives on).
+    pub fn clear(&self) {
+        let mut state = self.lock();
+        let keep: Vec<(String, Bytes)> = [reserved::CREATED, reserved::TIMEOUT]
+            .into_iter()
+            .filter_map(|k| state.values.get(k).map(|v| (k.to_owned(), v.clone())))
+            .collect();
+        state.changes.clear();
+        state.clear = true;
+        state.consumed_flashes.clear();
+        Arc::make_mut(&mut state.values).clear();
+        for (k, v) in keep {
+            state.put(k, v);
+        }
+    }
+
+    /// Every value, decoded to JSON (flash messages excluded).
+    pub fn get_all(&self) -> Result<BTreeMap<String, serde_json::Value>, Error> {
+        let mut all = BTreeMap::new();
+        self.visit(|k, v| {
+            all.insert(k.to_owned(), v);
+        })?;
+        Ok(all)
+    }
+
+    /// Calls `visit` with every key and its value decoded to JSON (Iris's `VisitAll`).
+    pub fn visit(&self, mut visit: impl FnMut(&str, serde_json::Value)) -> Result<(), Error> {
+        let values = self.lock().values.clone();
+        for (k, raw) in values.iter().filter(|(k, _)| !is_reserved(k)) {
+            let v = self
+                .codec()
+                .decode_json(raw)
+                .map_err(|source| Error::Decode {
+                    key: k.clone(),
+                    source,
+                })?;
+            visit(k, v);
+        }
+        Ok(())
+    }
+
+    /// The number of values (flash messages excluded).
+    pub fn len(&self) -> usize {
+        self.lock()
+            .values
+            .keys()
+            .filter(|k| !is_reserved(k))
+            .count()
+    }
+
+    /// Whether the session holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sets a flash message: it lives until a request reads it with
+    /// [`get_flash`](Self::get_flash).
+    pub fn set_flash<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), Error> {
+        check_user_key(key)?;
+        let encoded = self.encode(key, value)?;
+        let stored = flash_key(key);
+        let mut state = self.lock();
+        state.consumed_flashes.retain(|k| *k != stored);
+        state.put(stored, encoded);
+        Ok(())
+    }
+
+    /// Whether any flash message is pending.
+    pub fn has_flash(&self) -> bool {
+        self.lock()
+            .values
+            .keys()
+            .any(|k| k.starts_with(reserved::FLASH))
+    }
+
+    /// Reads a flash message and consumes it: it is removed when the request ends, so
+    /// later requests no longer see it.
+    pub fn get_flash<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        check_user_key(key)?;
+        let stored = flash_key(key);
+        let value = self.decode_at(&stored, key)?;
+        if value.is_some() {
+            let mut state = self.lock();
+            if !state.consumed_flashes.contains(&stored) {
+                state.consumed_flashes.push(stored);
+            }
+        }
+        Ok(value)
+    }
+
+    /// Reads a flash message without consuming it.
+    pub fn peek_flash<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        check_user_key(key)?;
+        self.decode_at(&flash_key(key), key)
+    }
+
+    /// Every flash message, decoded to JSON, all consumed.
+    pub fn get_flashes(&self) -> Result<BTreeMap<String, serde_json::Value>, Error> {
+        let mut state = self.lock();
+        let mut all = BTreeMap::new();
+        let flashes: Vec<(String, Bytes)> = state
+            .values
+            .iter()
+            .filter(|(k, _)| k.starts_with(reserved::FLASH))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (stored, raw) in flashes {
+            let key = stored[reserved::FLASH.len()..].to_owned();
+            let value = self
+                .codec()
+                .decode_json(&raw)
+                .map_err(|source| Error::Decode {
+                    key: key.clone(),
+                    source,
+                })?;
+            all.insert(key, value);
+            if !state.consumed_flashes.contains(&stored) {
+                state.consumed_flashes.push(stored);
+            }
+        }
+        Ok(all)
+    }
+
+    /// Removes a flash message now; returns whether it existed.
+    pub fn delete_flash(&self, key: &str) -> Result<bool, Error> {
+        check_user_key(key)?;
+        let stored = flash_key(key);
+        let mut state = self.lock();
+        let existed = state.values.contains_key(&stored);
+        if existed {
+            state.remove(stored);
+        }
+        Ok(existed)
+    }
+
+    /// Removes every flash message now.
+    pub fn clear_flashes(&self) {
+        let mut state = self.lock();
+        let keys: Vec<String> = state
+            .values
+            .keys()
+            .filter(|k| k.starts_with(reserved::FLASH))
+            .cloned()
+            .collect();
+        for k in keys {
+            state.remove(k);
+        }
+    }
+
+    /// Ends the session: its server-side data is removed when the request ends and the
+    /// response expires the cookie. Writes after `destroy` start a new session with a
+    /// new id.
+    pub fn destroy(&self) {
+        let mut state = self.lock();
+        if state.stored {
+            let old = state.key.clone();
+            state.retired.push((old, DestroyReason::Destroyed));
+        }
+        let id = self.inner.sessions.config.ids.generate();
+        let retired = std::mem::take(&mut state.retired);
+        *state = State::new(id, true, false, Record::default());
+        state.retired = retired;
+        state.cookie = CookieAction::Remove;
+    }
+
+    /// Gives the session a new id, keeping its data; the old id stops working. Call it
+    /// whenever privileges change (login) against session fixation.
+    pub fn regenerate(&self) {
+        let mut state = self.lock();
+        let new_id = self.inner.sessions.config.ids.generate();
+        if state.stored {
+            let old = state.key.clone();
+            state.retired.push((old, DestroyReason::Regenerated));
+            state.stored = false;
+            state.write_all = true;
+            state.changes.clear();
+            state.clear = false;
+        }
+        state.key = StoreKey::for_id(&new_id);
+        state.id = new_id;
+    }
+
+    /// Gives this session its own idle timeout ("remember me"), from now on.
+    pub fn update_expiration(&self, timeout: Duration) {
+        let mut state = self.lock();
+        state.put(
+            reserved::TIMEOUT.to_owned(),
+            Bytes::from(timeout.as_secs().max(1).to_string()),
+        );
+        state.expiry_changed = true;
+    }
+
+    /// Commits pending changes to the store now (the adapters do it after the handler).
+    pub async fn save(&self) -> Result<(), Error> {
+        self.commit(None).await.map(drop)
+    }
+
+    /// Commits, then returns the `Set-Cookie` header values the response needs: none
+    /// when the cookie the browser holds is still right.
+    pub async fn finish(&self) -> Result<Vec<HeaderValue>, Error> {
+        self.save().await?;
+        let mut state = self.lock();
+        let config = &self.inner.sessions.config.cookie;
+        let header = match std::mem::replace(&mut state.cookie, CookieAction::None) {
+            CookieAction::None => None,
+            CookieAction::Set => {
+                let max_age = state
+                    .deadline
+                    .map(|d| d.duration_since(SystemTime::now()).unwrap_or_default());
+                cookies::set_cookie(config, &state.id, max_age, self.inner.secure)
+            }
+            CookieAction::Remove => cookies::removal_cookie(config, self.inner.secure),
+        };
+        Ok(header.into_iter().collect())
+    }
+
+    /// Applies pending changes plus `extra`; returns the counters of the write.
+    async fn commit(&self, extra: Option<Change>) -> Result<Vec<i64>, Error> {
+        let store = &self.inner.sessions.config.store;
+        let plan = self.plan(extra, SystemTime::now());
+        for (key, reason) in &plan.retired {
+            if let Err(e) = store.destroy(key).await {
+                self.restore(plan);
+                return Err(e.into());
+            }
+            self.inner.sessions.fire_destroy(key, *reason);
+        }
+        let Some((key, mut patch)) = plan.write else {
+            return Ok(Vec::new());
+        };
+        let mut outcome = store.commit(&key, &patch).await;
+        if let Ok(Committed::Missing) = outcome {
+            // Destroyed or expired since it was loaded: never resurrect it. This
+            // request's own changes go to a fresh session instead.
+            let (key, fresh) = self.restart_fresh(&patch);
+            patch = fresh;
+            outcome = store.commit(&key, &patch).await;
+        }
+        match outcome {
+            Ok(Committed::Applied { counters }) => {
+                let mut state = self.lock();
+                if state.key == key {
+                    state.stored = true;
+                    if state.deadline != patch.expires_at || patch.create {
+                        state.cookie = CookieAction::Set;
+                    }
+                    state.deadline = patch.expires_at;
+                }
+                Ok(counters)
+            }
+            Ok(Committed::Missing) => Ok(Vec::new()),
+            Err(e) => {
+                let mut state = self.lock();
+                // Keep the changes so that a retried `save` still writes them.
+                let mut changes = patch.changes;
+                changes.retain(|c| !matches!(c, Change::Increment(..)));
+                changes.append(&mut state.changes);
+                state.changes = changes;
+                state.clear |= patch.clear;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Takes what must be written out of the state.
+    fn plan(&self, extra: Option<Change>, now: SystemTime) -> Plan {
+        let config = &self.inner.sessions.config;
+        let mut state = self.lock();
+        let retired = std::mem::take(&mut state.retired);
+        let consumed_flashes = std::mem::take(&mut state.consumed_flashes);
+        for stored in &consumed_flashes {
+            if state.values.contains_key(stored) {
+                state.remove(stored.clone());
+            }
+        }
+        let create = !state.stored;
+        if create
+            && config.absolute_timeout.is_some()
+            && !state.values.contains_key(reserved::CREATED)
+        {
+            let created = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+            state.put(
+                reserved::CREATED.to_owned(),
+                Bytes::from(created.to_string()),
+            );
+        }
+        let dirty = !state.changes.is_empty() || state.clear || state.write_all || extra.is_some();
+        let wanted = state.wanted_deadline(config.idle_timeout, config.absolute_timeout, now);
+        let refresh = state.expiry_changed
+            || needs_refresh(state.deadline, wanted, &state, config.idle_timeout);
+        let write = if (create && !dirty) || (!dirty && !refresh) {
+            None
+        } else {
+            let mut changes = if state.write_all {
+                state.changes.clear();
+                state
+                    .values
+                    .iter()
+                    .map(|(k, v)| Change::Set(k.clone(), v.clone()))
+                    .collect()
+            } else {
+                std::mem::take(&mut state.changes)
+            };
+            changes.extend(extra);
+            let patch = Patch {
+                create,
+                clear: std::mem::take(&mut state.clear) || state.write_all,
+                changes,
+                expires_at: if refresh || create {
+                    wanted
+                } else {
+                    state.deadline
+                },
+            };
+            state.write_all = false;
+            state.expiry_changed = false;
+            Some((state.key.clone(), patch))
+        };
+        Plan {
+            retired,
+            write,
+            consumed_flashes,
+        }
+    }
+
+    /// Puts back what a failed commit took, so that a retry writes it.
+    fn restore(&self, plan: Plan) {
+        let mut state = self.lock();
+        let mut retired = plan.retired;
+        retired.append(&mut state.retired);
+        state.retired = retired;
+        if let Some((_, patch)) = plan.write {
+            let mut changes = patch.changes;
+            changes.retain(|c| !matches!(c, Change::Increment(..)));
+            changes.append(&mut state.changes);
+            state.changes = changes;
+            state.clear |= patch.clear;
+        }
+        let _ = plan.consumed_flashes;
+    }
+
+    /// Replaces a vanished session with a fresh one holding only `patch`'s changes.
+    fn restart_fresh(&self, patch: &Patch) -> (StoreKey, Patch) {
+        let config = &self.inner.sessions.config;
+        let id = config.ids.generate();
+        let mut values = Values::new();
+        let only_writes = Patch {
+            changes: patch
+                .changes
+                .iter()
+                .filter(|c| !matches!(c, Change::Increment(..)))
+                .cloned()
+                .collect(),
+            ..Patch::default()
+        };
+        // Set and Remove cannot fail.
+        let _ = apply_changes(&mut values, &only_writes, "local");
+        let mut state = self.lock();
+        *state = State::new(id, true, false, Record::default());
+        state.values = Arc::new(values);
+        let now = SystemTime::now();
+        let expires_at = state.wanted_deadline(config.idle_timeout, config.absolute_timeout, now);
+        let fresh = Patch {
+            create: true,
+            clear: false,
+            changes: patch.changes.clone(),
+            expires_at,
+        };
+        (state.key.clone(), fresh)
+    }
+}
+
+/// Whether the stored deadline is far enough behind the wanted one to be worth a write.
+///
+/// Sliding expiry moves in steps of a tenth of the idle timeout: a request that changes
+/// nothing writes (and resends the cookie) at most once per step, so the stored
+/// deadline and the cookie's stay equal, and the session lives between 90% and 100%
+/// of its idle timeout after the last request.
+fn needs_refresh(
+    stored: Option<SystemTime>,
+    wanted: Option<SystemTime>,
+    state: &State,
+    idle: Option<Duration>,
+) -> bool {
+    match (stored, wanted) {
+        (None, None) => false,
+        (Some(s), Some(w)) => {
+            let idle = state.timeout_override().or(idle).unwrap_or_default();
+            w.duration_since(s).is_ok_and(|ahead| ahead > idle / 10)
+        }
+        _ => true,
+    }
+}
+
+impl State {
+    fn new(id: SessionId, is_new: bool, stored: bool, record: Record) -> Self {
+        State {
+            key: StoreKey::for_id(&id),
+            id,
+            is_new,
+            stored,
+            values: record.values,
+            deadline: record.expires_at,
+            changes: Vec::new(),
+            clear: false,
+            write_all: false,
+            expiry_changed: false,
+            consumed_flashes: Vec::new(),
+            retired: Vec::new(),
+            cookie: CookieAction::None,
+        }
+    }
+
+    fn put(&mut self, key: String, value: Bytes) {
+        Arc::make_mut(&mut self.values).insert(key.clone(), value.clone());
+        self.changes.push(Change::Set(key, value));
+    }
+
+    fn remove(&mut self, key: String) {
+        Arc::make_mut(&mut self.values).remove(&key);
+        self.changes.push(Change::Remove(key));
+    }
+
+    fn timeout_override(&self) -> Option<Duration> {
+        self.values
+            .get(reserved::TIMEOUT)
+            .and_then(|raw| parse_counter(raw))
+            .and_then(|secs| u64::try_from(secs).ok())
+            .map(Duration::from_secs)
+    }
+
+    /// The deadline this session should have if it were touched `now`.
+    fn wanted_deadline(
+        &self,
+        idle: Option<Duration>,
+        absolute: Option<Duration>,
+        now: SystemTime,
+    ) -> Option<SystemTime> {
+        let idle_deadline = self.timeout_override().or(idle).map(|d| now + d);
+        let absolute_deadline = absolute.map(|limit| {
+            let created = self
+                .values
+                .get(reserved::CREATED)
+                .and_then(|raw| parse_counter(raw))
+                .and_then(|secs| u64::try_from(secs).ok())
+                .map_or(now, |secs| UNIX_EPOCH + Duration::from_secs(secs));
+            created + limit
+        });
+        match (idle_deadline, absolute_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}

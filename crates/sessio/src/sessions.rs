@@ -1,0 +1,296 @@
+//! [`Sessions`]: the manager, and [`LazySession`], what adapters keep per request.
+
+use std::{fmt, sync::Arc};
+
+use http::HeaderMap;
+use tokio::sync::OnceCell;
+
+use crate::{
+    config::{Config, SessionsBuilder},
+    cookies,
+    error::Error,
+    id::{SessionId, StoreKey},
+    session::Session,
+    store::{KeyPage, Record, Store},
+    Codec,
+};
+
+/// Why a session ended, passed to [`on_destroy`](SessionsBuilder::on_destroy) callbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DestroyReason {
+    /// [`Session::destroy`], [`Sessions::destroy_by_id`] or [`Sessions::destroy_all`].
+    Destroyed,
+    /// Its deadline passed and the store removed it.
+    Expired,
+    /// [`Session::regenerate`] gave it a new id; the old id is dead.
+    Regenerated,
+}
+
+/// The session manager: configuration, store, and the entry points.
+///
+/// Cheap to clone (one `Arc`), `Send + Sync`. Build it once with [`Sessions::builder`]
+/// and share it; framework adapters take it by value.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), sessio::Error> {
+/// use http::HeaderMap;
+/// use sessio::Sessions;
+///
+/// let sessions = Sessions::builder().build()?;
+///
+/// // Framework-neutral use (go-sessions' `Start(w, r)`): start from request headers...
+/// let session = sessions.start(&HeaderMap::new()).await?;
+/// session.set("user", "iris")?;
+/// // ...and after the handler, commit and send the cookie.
+/// let set_cookie = session.finish().await?;
+/// assert_eq!(set_cookie.len(), 1);
+///
+/// // The next request presents the cookie and sees the data.
+/// let mut headers = HeaderMap::new();
+/// let pair = set_cookie[0].to_str().unwrap().split(';').next().unwrap().to_owned();
+/// headers.insert(http::header::COOKIE, pair.parse().unwrap());
+/// let again = sessions.start(&headers).await?;
+/// assert_eq!(again.get::<String>("user")?.as_deref(), Some("iris"));
+/// assert_eq!(sessions.count().await?, 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Sessions {
+    pub(crate) config: Arc<Config>,
+}
+
+impl fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Sessions").field(&self.config).finish()
+    }
+}
+
+impl Sessions {
+    /// Starts configuring a manager.
+    pub fn builder() -> SessionsBuilder {
+        SessionsBuilder::default()
+    }
+
+    pub(crate) fn from_config(config: Config) -> Self {
+        if !config.on_destroy.is_empty() {
+            let callbacks = config.on_destroy.clone();
+            config
+                .store
+                .set_expiry_listener(Arc::new(move |key: &StoreKey| {
+                    for cb in &callbacks {
+                        cb(key, DestroyReason::Expired);
+                    }
+                }));
+        }
+        Sessions {
+            config: Arc::new(config),
+        }
+    }
+
+    /// The store this manager uses.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.config.store
+    }
+
+    /// The value codec.
+    pub fn codec(&self) -> Codec {
+        self.config.codec
+    }
+
+    /// The session cookie's name.
+    pub fn cookie_name(&self) -> &str {
+        &self.config.cookie.name
+    }
+
+    /// Prepares the session of one request without touching the store: only the cookie
+    /// is parsed. `tls` says whether the request came over TLS (for
+    /// [`Secure::AutoTlsOnly`](crate::Secure::AutoTlsOnly)). The store is read on the
+    /// first [`LazySession::load`]; what adapters insert into each request.
+    pub fn lazy(&self, headers: &HeaderMap, tls: bool) -> LazySession {
+        let id = cookies::find_id(
+            headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .map(|v| v.as_bytes()),
+            &self.config.cookie.name,
+        );
+        let secure = cookies::is_secure(self.config.cookie.secure, headers, tls);
+        self.lazy_with_id(id, secure)
+    }
+
+    /// Like [`lazy`](Self::lazy), for frameworks whose header types are not `http`'s:
+    /// pass the raw `Cookie` header values and whether cookies must be `Secure`.
+    pub fn lazy_from_cookie_headers<'a>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'a [u8]>,
+        secure: bool,
+    ) -> LazySession {
+        let id = cookies::find_id(cookie_headers, &self.config.cookie.name);
+        self.lazy_with_id(id, secure)
+    }
+
+    fn lazy_with_id(&self, id: Option<SessionId>, secure: bool) -> LazySession {
+        LazySession {
+            inner: Arc::new(LazyInner {
+                sessions: self.clone(),
+                id,
+                secure,
+                cell: OnceCell::new(),
+            }),
+        }
+    }
+
+    /// Starts (loads) the session of a request from its headers: the framework-neutral
+    /// entry point. Call [`Session::finish`] after the handler for the `Set-Cookie`
+    /// headers.
+    pub async fn start(&self, headers: &HeaderMap) -> Result<Session, Error> {
+        self.lazy(headers, false).load().await
+    }
+
+    /// Destroys the session with this id, wherever it is in use. Returns whether it
+    /// existed. Fires `on_destroy` with [`DestroyReason::Destroyed`].
+    pub async fn destroy_by_id(&self, id: &str) -> Result<bool, Error> {
+        let Some(id) = SessionId::parse(id) else {
+            return Ok(false);
+        };
+        let key = StoreKey::for_id(&id);
+        let existed = self.config.store.destroy(&key).await?;
+        if existed {
+            self.fire_destroy(&key, DestroyReason::Destroyed);
+        }
+        Ok(existed)
+    }
+
+    /// Destroys every session; returns how many there were. When `on_destroy`
+    /// callbacks are registered, sessions are listed and destroyed one by one so that
+    /// each callback fires.
+    pub async fn destroy_all(&self) -> Result<u64, Error> {
+        if self.config.on_destroy.is_empty() {
+            return Ok(self.config.store.destroy_all().await?);
+        }
+        let mut n = 0;
+        loop {
+            // Always restart from the first page: destroyed keys vanish from it.
+            let page = self.config.store.keys(None, 1000).await?;
+            if page.keys.is_empty() {
+                break;
+            }
+            for key in &page.keys {
+                if self.config.store.destroy(key).await? {
+                    n += 1;
+                    self.fire_destroy(key, DestroyReason::Destroyed);
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Counts live sessions (for admin views).
+    pub async fn count(&self) -> Result<u64, Error> {
+        Ok(self.config.store.count().await?)
+    }
+
+    /// One page of live session keys; pass the previous page's `next` as `cursor`.
+    pub async fn keys(&self, cursor: Option<&str>, limit: usize) -> Result<KeyPage, Error> {
+        Ok(self.config.store.keys(cursor, limit).await?)
+    }
+
+    /// Calls `visit` with every live session (for admin use): pages through the keys
+    /// and loads each; sessions that expire meanwhile are skipped.
+    pub async fn visit(&self, mut visit: impl FnMut(&StoreKey, &Record)) -> Result<(), Error> {
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.config.store.keys(cursor.as_deref(), 1000).await?;
+            for key in &page.keys {
+                if let Some(record) = self.config.store.load(key).await? {
+                    visit(key, &record);
+                }
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    pub(crate) fn fire_destroy(&self, key: &StoreKey, reason: DestroyReason) {
+        for cb in &self.config.on_destroy {
+            cb(key, reason);
+        }
+    }
+}
+
+/// The session of one request before it is loaded: the cookie has been parsed, the
+/// store not touched. Adapters keep one per request; [`load`](Self::load) reads the
+/// store once and every later call returns the same [`Session`] (Iris's
+/// `AllowReclaim`: every access in one request sees the same state).
+#[derive(Clone)]
+pub struct LazySession {
+    inner: Arc<LazyInner>,
+}
+
+struct LazyInner {
+    sessions: Sessions,
+    id: Option<SessionId>,
+    secure: bool,
+    cell: OnceCell<Session>,
+}
+
+impl fmt::Debug for LazySession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazySession")
+            .field("has_cookie", &self.inner.id.is_some())
+            .field("loaded", &self.inner.cell.initialized())
+            .finish()
+    }
+}
+
+impl LazySession {
+    /// Loads the session (once). An unknown, expired or malformed id yields a fresh
+    /// session with a new id: ids are never adopted.
+    pub async fn load(&self) -> Result<Session, Error> {
+        let inner = &self.inner;
+        inner
+            .cell
+            .get_or_try_init(|| async {
+                let sessions = inner.sessions.clone();
+                if let Some(id) = &inner.id {
+                    let key = StoreKey::for_id(id);
+                    if let Some(record) = sessions.config.store.load(&key).await? {
+                        return Ok(Session::loaded(
+                            sessions,
+                            inner.secure,
+                            id.clone(),
+                            key,
+                            record,
+                        ));
+                    }
+                }
+                Ok(Session::fresh(sessions, inner.secure))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The session, if it was loaded in this request.
+    pub fn get(&self) -> Option<&Session> {
+        self.inner.cell.get()
+    }
+
+    /// Whether the request carried a well-formed session cookie (not whether it is valid).
+    pub fn has_cookie(&self) -> bool {
+        self.inner.id.is_some()
+    }
+
+    /// Commits the session if it was loaded and returns the `Set-Cookie` header values
+    /// the response needs (none if the session was never touched).
+    pub async fn finish(&self) -> Result<Vec<http::HeaderValue>, Error> {
+        match self.inner.cell.get() {
+            Some(session) => session.finish().await,
+            None => Ok(Vec::new()),
+        }
+    }
+}

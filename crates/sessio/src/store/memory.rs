@@ -1,0 +1,336 @@
+//! [`MemoryStore`]: the default, in-process store.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    hash::{BuildHasher, RandomState},
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
+    time::SystemTime,
+};
+
+use super::{
+    apply_changes, is_expired, Change, Committed, ExpiryListener, KeyPage, Patch, Record, Store,
+    StoreError, StoreFuture, StoreKey, Values,
+};
+
+/// Expired sessions removed per write, on the shard being written: GC work stays
+/// proportional to what expires and spread over requests, never a stop-the-world scan.
+const SWEEP_PER_WRITE: usize = 16;
+
+/// An in-process store: a sharded concurrent map with an expiry index.
+///
+/// - Every operation locks one shard for a few map operations; loads hand out the
+///   stored values without copying (`Arc`).
+/// - Each shard keeps its sessions ordered by deadline. Every write first removes up
+///   to 16 expired sessions of its shard, and [`MemoryStore::purge_expired`] removes
+///   all of them, so the cost of expiry is proportional to what expires, not to what
+///   lives. An expired session is never returned, swept or not.
+/// - Sessions live only as long as the process: use a persistent store to keep them
+///   across restarts or to share them between servers.
+///
+/// ```
+/// use sessio::{MemoryStore, Sessions};
+///
+/// let sessions = Sessions::builder().store(MemoryStore::new()).build().unwrap();
+/// # let _ = sessions;
+/// ```
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+    listener: OnceLock<ExpiryListener>,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<StoreKey, Record>,
+    by_deadline: BTreeSet<(SystemTime, StoreKey)>,
+}
+
+/// Configures a [`MemoryStore`].
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStoreBuilder {
+    shards: Option<usize>,
+}
+
+impl MemoryStoreBuilder {
+    /// The number of shards (rounded up to a power of two). Default: 16 per CPU core.
+    #[must_use]
+    pub fn shards(mut self, n: usize) -> Self {
+        self.shards = Some(n.max(1));
+        self
+    }
+
+    /// Builds the store.
+    pub fn build(self) -> MemoryStore {
+        let n = self
+            .shards
+            .unwrap_or_else(|| {
+                16 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            })
+            .next_power_of_two();
+        MemoryStore {
+            inner: Arc::new(Inner {
+                shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
+                hasher: RandomState::new(),
+                listener: OnceLock::new(),
+            }),
+        }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("shards", &self.inner.shards.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryStore {
+    /// A store with default settings.
+    pub fn new() -> Self {
+        MemoryStoreBuilder::default().build()
+    }
+
+    /// Configures a store.
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder::default()
+    }
+
+    /// Removes every expired session now; returns how many were removed.
+    pub fn purge_expired(&self) -> u64 {
+        let now = SystemTime::now();
+        let mut total = 0;
+        for shard in self.inner.shards.iter() {
+            let expired = lock(shard).sweep(now, usize::MAX);
+            total += expired.len() as u64;
+            self.notify(expired);
+        }
+        total
+    }
+
+    fn shard(&self, key: &StoreKey) -> &Mutex<Shard> {
+        let h = self.inner.hasher.hash_one(key.as_str()) as usize;
+        &self.inner.shards[h & (self.inner.shards.len() - 1)]
+    }
+
+    fn notify(&self, expired: Vec<StoreKey>) {
+        if let Some(listener) = self.inner.listener.get() {
+            for key in &expired {
+                listener(key);
+            }
+        }
+    }
+}
+
+/// A poisoned shard only means a panic elsewhere while it was held; the map itself is
+/// never left half-updated (updates are computed first, then swapped in), so go on.
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    shard.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shard {
+    /// Removes up to `budget` expired sessions and returns their keys.
+    fn sweep(&mut self, now: SystemTime, budget: usize) -> Vec<StoreKey> {
+        let mut expired = Vec::new();
+        while expired.len() < budget {
+            match self.by_deadline.first() {
+                Some((deadline, _)) if *deadline <= now => {}
+                _ => break,
+            }
+            if let Some((_, key)) = self.by_deadline.pop_first() {
+                self.map.remove(&key);
+                expired.push(key);
+            }
+        }
+        expired
+    }
+
+    fn remove(&mut self, key: &StoreKey) -> Option<Record> {
+        let record = self.map.remove(key)?;
+        if let Some(t) = record.expires_at {
+            self.by_deadline.remove(&(t, key.clone()));
+        }
+        Some(record)
+    }
+
+    fn set_deadline(&mut self, key: &StoreKey, old: Option<SystemTime>, new: Option<SystemTime>) {
+        if old == new {
+            return;
+        }
+        if let Some(t) = old {
+            self.by_deadline.remove(&(t, key.clone()));
+        }
+        if let Some(t) = new {
+            self.by_deadline.insert((t, key.clone()));
+        }
+    }
+}
+
+impl Shard {
+    fn commit(
+        &mut self,
+        key: &StoreKey,
+        patch: &Patch,
+        now: SystemTime,
+    ) -> Result<Committed, StoreError> {
+        let live = matches!(self.map.get(key), Some(r) if !is_expired(r.expires_at, now));
+        if !live {
+            if !patch.create {
+                return Ok(Committed::Missing);
+            }
+            // An expired record under a fresh id: drop it (and its index entry) first.
+            self.remove(key);
+            let mut values = Values::new();
+            let counters = apply_changes(&mut values, patch, "memory")?;
+            self.set_deadline(key, None, patch.expires_at);
+            self.map.insert(
+                key.clone(),
+                Record {
+                    values: Arc::new(values),
+                    expires_at: patch.expires_at,
+                },
+            );
+            return Ok(Committed::Applied { counters });
+        }
+        let Some(record) = self.map.get_mut(key) else {
+            return Ok(Committed::Missing);
+        };
+        let old_deadline = record.expires_at;
+        let counters = if patch
+            .changes
+            .iter()
+            .any(|c| matches!(c, Change::Increment(..)))
+        {
+            // An increment can fail half-way: work on a copy so the patch is all-or-nothing.
+            let mut copy = Values::clone(&record.values);
+            let counters = apply_changes(&mut copy, patch, "memory")?;
+            record.values = Arc::new(copy);
+            counters
+        } else {
+            // Cannot fail. Copy-on-write: a load still holding the old map keeps it intact.
+            apply_changes(Arc::make_mut(&mut record.values), patch, "memory")?
+        };
+        record.expires_at = patch.expires_at;
+        self.set_deadline(key, old_deadline, patch.expires_at);
+        Ok(Committed::Applied { counters })
+    }
+}
+
+impl Store for MemoryStore {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Record>> {
+        let now = SystemTime::now();
+        let shard = lock(self.shard(key));
+        let found = shard
+            .map
+            .get(key)
+            .filter(|r| !is_expired(r.expires_at, now))
+            .cloned();
+        StoreFuture::ready(Ok(found))
+    }
+
+    fn commit<'a>(&'a self, key: &'a StoreKey, patch: &'a Patch) -> StoreFuture<'a, Committed> {
+        let now = SystemTime::now();
+        let mut shard = lock(self.shard(key));
+        let expired = shard.sweep(now, SWEEP_PER_WRITE);
+        let result = shard.commit(key, patch, now);
+        drop(shard);
+        self.notify(expired);
+        StoreFuture::ready(result)
+    }
+
+    fn destroy<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, bool> {
+        let now = SystemTime::now();
+        let removed = lock(self.shard(key)).remove(key);
+        StoreFuture::ready(Ok(removed.is_some_and(|r| !is_expired(r.expires_at, now))))
+    }
+
+    fn destroy_all(&self) -> StoreFuture<'_, u64> {
+        let now = SystemTime::now();
+        let mut n = 0;
+        for shard in self.inner.shards.iter() {
+            let mut shard = lock(shard);
+            n += shard
+                .map
+                .values()
+                .filter(|r| !is_expired(r.expires_at, now))
+                .count() as u64;
+            shard.map.clear();
+            shard.by_deadline.clear();
+        }
+        StoreFuture::ready(Ok(n))
+    }
+
+    fn count(&self) -> StoreFuture<'_, u64> {
+        let now = SystemTime::now();
+        let mut n = 0;
+        for shard in self.inner.shards.iter() {
+            let shard = lock(shard);
+            let expired = shard
+                .by_deadline
+                .iter()
+                .take_while(|(t, _)| *t <= now)
+                .count();
+            n += (shard.map.len() - expired) as u64;
+        }
+        StoreFuture::ready(Ok(n))
+    }
+
+    fn keys<'a>(&'a self, cursor: Option<&'a str>, limit: usize) -> StoreFuture<'a, KeyPage> {
+        // Cursor: "<shard>:<last key returned>". Keys are listed per shard in order.
+        let (mut shard_ix, mut after) = match cursor.and_then(|c| c.split_once(':')) {
+            Some((s, k)) => (s.parse::<usize>().unwrap_or(usize::MAX), Some(k)),
+            None => (0, None),
+        };
+        let now = SystemTime::now();
+        let limit = limit.max(1);
+        let mut page = KeyPage::default();
+        while shard_ix < self.inner.shards.len() && page.keys.len() < limit {
+            let shard = lock(&self.inner.shards[shard_ix]);
+            let mut keys: Vec<&StoreKey> = shard
+                .map
+                .iter()
+                .filter(|(k, r)| {
+                    !is_expired(r.expires_at, now) && after.is_none_or(|a| k.as_str() > a)
+                })
+                .map(|(k, _)| k)
+                .collect();
+            keys.sort_unstable();
+            let room = limit - page.keys.len();
+            let full = keys.len() > room;
+            page.keys.extend(keys.into_iter().take(room).cloned());
+            if full {
+                if let Some(last) = page.keys.last() {
+                    page.next = Some(format!("{shard_ix}:{}", last.as_str()));
+                }
+                return StoreFuture::ready(Ok(page));
+            }
+            shard_ix += 1;
+            after = None;
+        }
+        if shard_ix < self.inner.shards.len() {
+            page.next = Some(format!("{shard_ix}:"));
+        }
+        StoreFuture::ready(Ok(page))
+    }
+
+    fn set_expiry_listener(&self, listener: ExpiryListener) -> bool {
+        // The first registration wins; a store shared by two managers reports to the first.
+        let _ = self.inner.listener.set(listener);
+        true
+    }
+}
