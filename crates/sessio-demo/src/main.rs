@@ -1,1 +1,108 @@
-fn main() {}
+//! `sessio-demo`: a small web app that shows every sessio feature and that the tests
+//! drive over real HTTP. `sessio-demo --help` lists the flags; the routes are listed on
+//! its home page and in the README.
+
+mod app;
+mod error;
+mod stores;
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::Parser;
+use sessio::Sessions;
+use tracing_subscriber::EnvFilter;
+
+/// Command-line flags. These are a contract: scripts and tests rely on them.
+#[derive(Debug, Parser)]
+#[command(name = "sessio-demo", version, about = "The sessio demo web app")]
+struct Args {
+    /// Address to listen on; port 0 picks a free port (printed at start-up).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Session store: `memory` (default).
+    #[arg(long, default_value = "memory")]
+    store: String,
+    /// Idle timeout in seconds (sliding); 0 disables it.
+    #[arg(long, default_value_t = 1800)]
+    idle: u64,
+    /// Absolute session lifetime in seconds; 0 (default) disables it.
+    #[arg(long, default_value_t = 0)]
+    absolute: u64,
+    /// The session cookie's name.
+    #[arg(long, default_value = "sessio")]
+    cookie_name: String,
+    /// Tokio worker threads (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(n) = args.workers {
+        runtime.worker_threads(n.max(1));
+    }
+    let result = runtime
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(run(args)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("sessio-demo: {message}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let store = stores::open(&args.store)
+        .await
+        .map_err(|e| format!("cannot open store {:?}: {e}", args.store))?;
+    let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+    let sessions = Sessions::builder()
+        .cookie_name(args.cookie_name)
+        .idle_timeout(secs(args.idle))
+        .absolute_timeout(secs(args.absolute))
+        .shared_store(store)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("listening on http://{local}");
+    let app = app::router(sessions);
+    tokio::select! {
+        served = axum::serve(listener, app) => served.map_err(|e| e.to_string()),
+        () = shutdown_signal() => Ok(()),
+    }
+}
+
+/// SIGINT or SIGTERM: stop at once (benchmarks stop the server with SIGTERM and need a
+/// normal exit).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

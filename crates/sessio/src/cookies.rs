@@ -55,7 +55,9 @@ pub(crate) fn set_cookie(
 ) -> Option<HeaderValue> {
     let mut cookie = base(config, id.as_str(), secure);
     if let Some(age) = max_age {
-        let secs = i64::try_from(age.as_secs()).unwrap_or(i64::MAX).max(1);
+        // Round up: a cookie must not expire before the server-side session does.
+        let secs = age.as_millis().div_ceil(1000);
+        let secs = i64::try_from(secs).unwrap_or(i64::MAX).max(1);
         cookie.set_max_age(cookie::time::Duration::seconds(secs));
     }
     to_header(&cookie)

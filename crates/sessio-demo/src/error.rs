@@ -1,0 +1,34 @@
+//! How the demo answers errors: a status and a one-line message, never a panic.
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use sessio::{Error, StoreErrorKind};
+
+/// A handler error.
+#[derive(Debug)]
+pub(crate) struct AppError(pub(crate) Error);
+
+impl From<Error> for AppError {
+    fn from(e: Error) -> Self {
+        AppError(e)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = match &self.0 {
+            Error::ReservedKey { .. } => StatusCode::BAD_REQUEST,
+            Error::Immutable { .. } | Error::Decode { .. } => StatusCode::CONFLICT,
+            Error::Store(e)
+                if matches!(
+                    e.kind(),
+                    StoreErrorKind::NotAnInteger { .. } | StoreErrorKind::Overflow { .. }
+                ) =>
+            {
+                StatusCode::CONFLICT
+            }
+            _ => return self.0.into_response(),
+        };
+        (status, format!("{}\n", self.0)).into_response()
+    }
+}

@@ -1,0 +1,53 @@
+//! axum integration (feature `axum`): [`Session`] is an extractor and [`Error`] a
+//! response. The tower layer that makes sessions available lives in `sessio-axum`.
+
+use axum_core::{
+    extract::FromRequestParts,
+    response::{IntoResponse, Response},
+};
+use http::{request::Parts, StatusCode};
+
+use crate::{Error, LazySession, Session};
+
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = Error;
+
+    /// Loads the request's session (once per request; every extraction shares it).
+    ///
+    /// Fails with [`Error::Config`] (a `500`) when no session layer wraps the route,
+    /// and with a store error (a `503`) when the store cannot be read.
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<LazySession>() {
+            Some(lazy) => lazy.load().await,
+            None => Err(Error::Config(
+                "no session layer: add `sessio_axum::SessionLayer` around this route".into(),
+            )),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    /// `503 Service Unavailable` for a store that is down, `500` for everything else.
+    /// The body says only that much; details go to the log, never to the client.
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(error = %self, "session store unavailable");
+        } else {
+            tracing::error!(error = %self, "session error");
+        }
+        (status, status.canonical_reason().unwrap_or("session error")).into_response()
+    }
+}
+
+impl Error {
+    /// The HTTP status this error maps to: `503` when the store is unavailable, `500`
+    /// otherwise.
+    pub fn status(&self) -> StatusCode {
+        if self.is_unavailable() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
