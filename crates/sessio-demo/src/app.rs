@@ -6,7 +6,7 @@ use axum::{
     extract::Query,
     response::{Html, IntoResponse, Response},
     routing::get,
-    Json, Router,
+    Extension, Json, Router,
 };
 use http::StatusCode;
 use serde::Deserialize;
@@ -36,8 +36,10 @@ pub(crate) fn router(sessions: Sessions) -> Router {
         .route("/destroy", get(destroy))
         .route("/expire", get(expire))
         .route("/hit", get(hit))
-        .layer(SessionLayer::new(sessions))
+        .layer(SessionLayer::new(sessions.clone()))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/admin/count", get(count))
+        .layer(Extension(sessions))
 }
 
 #[derive(Deserialize)]
@@ -218,6 +220,11 @@ async fn expire(session: Session, Query(q): Query<Expire>) -> Response {
     }
     session.update_expiration(std::time::Duration::from_secs(q.secs));
     "ok\n".into_response()
+}
+
+/// How many live sessions the store holds (admin; no session of its own).
+async fn count(Extension(sessions): Extension<Sessions>) -> Result<String> {
+    Ok(sessions.count().await?.to_string())
 }
 
 /// The benchmark route shared with the peers harness: read `counter`, write counter+1.
