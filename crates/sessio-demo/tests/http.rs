@@ -1,5 +1,7 @@
 //! The demo over real HTTP: every route and every session rule of the core issue.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

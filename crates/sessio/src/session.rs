@@ -553,7 +553,7 @@ impl Session {
         let wanted = state.wanted_deadline(config.idle_timeout, config.absolute_timeout, now);
         let refresh = state.expiry_changed
             || needs_refresh(state.deadline, wanted, &state, config.idle_timeout);
-        let write = if (create && !dirty) || (!dirty && !refresh) {
+        let write = if !dirty && (create || !refresh) {
             None
         } else {
             let mut changes = if state.write_all {

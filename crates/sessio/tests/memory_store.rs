@@ -1,5 +1,7 @@
 //! `MemoryStore` against the store conformance suite, plus its own expiry behaviour.
 
+#![allow(clippy::unwrap_used)]
+
 use std::{
     sync::{Arc, Mutex},
     time::{Duration, SystemTime},

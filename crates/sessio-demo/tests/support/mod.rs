@@ -1,6 +1,6 @@
 //! Starts the demo binary on a free port and talks to it over real HTTP.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::{
     io::{BufRead, BufReader},
