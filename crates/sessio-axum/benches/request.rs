@@ -11,12 +11,16 @@ use sessio_axum::SessionsExt;
 use tower::ServiceExt;
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let sessions = Sessions::builder().build().unwrap();
     let app = Router::new()
         .route(
             "/incr",
-            get(|s: Session| async move { Ok::<_, sessio::Error>(s.increment("n", 1).await?.to_string()) }),
+            get(|s: Session| async move {
+                Ok::<_, sessio::Error>(s.increment("n", 1).await?.to_string())
+            }),
         )
         .route(
             "/hit",
@@ -45,7 +49,10 @@ fn bench(c: &mut Criterion) {
             .unwrap()
     };
     c.bench_function("request: bare router /plain", |b| {
-        b.iter(|| rt.block_on(bare.clone().oneshot(request("/plain"))).unwrap());
+        b.iter(|| {
+            rt.block_on(bare.clone().oneshot(request("/plain")))
+                .unwrap()
+        });
     });
     c.bench_function("request: session layer, /plain (no extraction)", |b| {
         b.iter(|| rt.block_on(app.clone().oneshot(request("/plain"))).unwrap());

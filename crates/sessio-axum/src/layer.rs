@@ -26,8 +26,9 @@ impl SessionLayer {
         }
     }
 
-    /// The status of the response when committing the session fails after the handler
-    /// ran (default `503 Service Unavailable`). The handler's response is dropped then:
+    /// The status of the response when the store is unavailable while committing the
+    /// session after the handler ran (default `503 Service Unavailable`). Other commit
+    /// failures answer [`sessio::Error::status`]. The handler's response is dropped then:
     /// the client must not believe a write succeeded that was not stored.
     #[must_use]
     pub fn error_status(mut self, status: StatusCode) -> Self {

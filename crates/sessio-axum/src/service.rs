@@ -55,11 +55,18 @@ where
                     Ok(response)
                 }
                 Err(error) => {
-                    tracing::error!(%error, "committing the session failed; answering {error_status}");
-                    let mut response = Response::new(ResBody::from(
-                        "the session store is unavailable, please retry",
-                    ));
-                    *response.status_mut() = error_status;
+                    let status = if error.is_unavailable() {
+                        error_status
+                    } else {
+                        error.status()
+                    };
+                    tracing::error!(%error, "committing the session failed; answering {status}");
+                    let mut response = Response::new(ResBody::from(if error.is_unavailable() {
+                        "the session store is unavailable, please retry"
+                    } else {
+                        "the session could not be saved"
+                    }));
+                    *response.status_mut() = status;
                     Ok(response)
                 }
             }

@@ -27,6 +27,10 @@ impl IntoResponse for AppError {
             {
                 StatusCode::CONFLICT
             }
+            Error::Store(e) if *e.kind() == StoreErrorKind::Unsupported => {
+                StatusCode::NOT_IMPLEMENTED
+            }
+            Error::CookieTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             _ => return self.0.into_response(),
         };
         (status, format!("{}\n", self.0)).into_response()

@@ -9,7 +9,11 @@ mod stores;
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
-use sessio::Sessions;
+use sessio::{
+    secure::{Key, Keys},
+    store::CookieStore,
+    Sessions,
+};
 use tracing_subscriber::EnvFilter;
 
 /// Command-line flags. These are a contract: scripts and tests rely on them.
@@ -19,9 +23,14 @@ struct Args {
     /// Address to listen on; port 0 picks a free port (printed at start-up).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    /// Session store: `memory` (default).
+    /// Session store: `memory` (default), or `cookie` (client-side sessions, encrypted
+    /// with the keys from --key-file / SESSIO_KEYS, or a random key per run).
     #[arg(long, default_value = "memory")]
     store: String,
+    /// File with one base64 key (>= 32 bytes) per line, newest first: signs the id
+    /// cookie of server-side stores and seals `--store cookie`. Overrides SESSIO_KEYS.
+    #[arg(long)]
+    key_file: Option<std::path::PathBuf>,
     /// Idle timeout in seconds (sliding); 0 disables it.
     #[arg(long, default_value_t = 1800)]
     idle: u64,
@@ -61,17 +70,28 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let store = stores::open(&args.store)
-        .await
-        .map_err(|e| format!("cannot open store {:?}: {e}", args.store))?;
+    let keys = keys(args.key_file.as_deref())?;
     let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
-    let sessions = Sessions::builder()
+    let mut builder = Sessions::builder()
         .cookie_name(args.cookie_name)
         .idle_timeout(secs(args.idle))
-        .absolute_timeout(secs(args.absolute))
-        .shared_store(store)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .absolute_timeout(secs(args.absolute));
+    if args.store == "cookie" {
+        let keys = keys.unwrap_or_else(|| {
+            tracing::warn!("no --key-file or SESSIO_KEYS: sealing cookies with a random key, sessions end on restart");
+            Keys::new(Key::generate())
+        });
+        builder = builder.cookie_store(CookieStore::new(keys));
+    } else {
+        let store = stores::open(&args.store)
+            .await
+            .map_err(|e| format!("cannot open store {:?}: {e}", args.store))?;
+        builder = builder.shared_store(store);
+        if let Some(keys) = keys {
+            builder = builder.signed_ids(keys);
+        }
+    }
+    let sessions = builder.build().map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
@@ -81,6 +101,19 @@ async fn run(args: Args) -> Result<(), String> {
     tokio::select! {
         served = axum::serve(listener, app) => served.map_err(|e| e.to_string()),
         () = shutdown_signal() => Ok(()),
+    }
+}
+
+/// Keys from `--key-file`, else from `SESSIO_KEYS` (comma-separated base64, newest first).
+fn keys(file: Option<&std::path::Path>) -> Result<Option<Keys>, String> {
+    if let Some(path) = file {
+        return Keys::from_file(path).map(Some).map_err(|e| e.to_string());
+    }
+    match std::env::var("SESSIO_KEYS") {
+        Ok(list) if !list.trim().is_empty() => Keys::from_base64_list(&list)
+            .map(Some)
+            .map_err(|e| format!("SESSIO_KEYS: {e}")),
+        _ => Ok(None),
     }
 }
 

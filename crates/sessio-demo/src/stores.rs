@@ -9,7 +9,7 @@ pub(crate) async fn open(spec: &str) -> Result<Arc<dyn Store>, String> {
     match spec {
         "memory" => Ok(Arc::new(MemoryStore::new())),
         other => Err(format!(
-            "unknown store spec {other:?}; this build knows: memory"
+            "unknown store spec {other:?}; this build knows: memory, cookie"
         )),
     }
 }

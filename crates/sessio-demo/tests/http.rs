@@ -404,3 +404,72 @@ fn bad_flags_and_store_specs_fail_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown store spec"), "{err}");
 }
+
+#[tokio::test]
+async fn cookie_store_demo_keeps_sessions_client_side() {
+    let demo = Demo::start(&["--store", "cookie"]);
+    let b = demo.browser();
+    assert_eq!(demo.get(&b, "/secret").await.0, 403);
+    assert_eq!(demo.get(&b, "/login?user=kataras").await.0, 200);
+    assert_eq!(
+        demo.get(&b, "/secret").await,
+        (200, "The cake is a lie!".into())
+    );
+    assert_eq!(demo.get(&b, "/set?key=color&value=blue").await.0, 200);
+    assert_eq!(demo.get(&b, "/get?key=color").await, (200, "blue".into()));
+    assert_eq!(
+        demo.get(&b, "/incr?key=n").await.0,
+        501,
+        "no atomic increments client-side"
+    );
+    assert_eq!(demo.get(&b, "/admin/count").await.0, 501);
+    assert_eq!(demo.get(&b, "/hit").await, (200, "1".into()));
+    assert_eq!(demo.get(&b, "/hit").await, (200, "2".into()));
+    assert_eq!(demo.get(&b, "/logout").await.0, 200);
+    assert_eq!(demo.get(&b, "/secret").await.0, 403);
+    let big = "x".repeat(20_000);
+    assert_eq!(
+        demo.get(&b, &format!("/set?key=big&value={big}")).await.0,
+        413
+    );
+}
+
+#[tokio::test]
+async fn key_file_signs_ids_and_tampering_gets_a_fresh_session() {
+    let path = std::env::temp_dir().join(format!("sessio-demo-keys-{}", std::process::id()));
+    std::fs::write(&path, "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=\n").unwrap();
+    let demo = Demo::start(&["--key-file", path.to_str().unwrap()]);
+    let raw = demo.raw();
+    let res = raw
+        .get(demo.url("/set?key=a&value=1"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = pair(&session_cookie(&res).unwrap());
+    let (id, tag) = cookie
+        .trim_start_matches("sessio=")
+        .split_once('.')
+        .expect("id.tag");
+    assert_eq!((id.len(), tag.len()), (22, 43));
+    let ok = raw
+        .get(demo.url("/get?key=a"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let unsigned = format!("sessio={id}");
+    let res = raw
+        .get(demo.url("/get?key=a"))
+        .header("cookie", unsigned)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404, "the bare id is not enough");
+    std::fs::remove_file(&path).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sessio-demo"))
+        .args(["--addr", "127.0.0.1:0", "--key-file", "/nonexistent/keys"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

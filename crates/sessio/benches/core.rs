@@ -15,16 +15,27 @@ fn setup(rt: &tokio::runtime::Runtime) -> (Sessions, HeaderMap) {
         session.set("user", "kataras").unwrap();
         session.set("role", "admin").unwrap();
         let cookie = session.finish().await.unwrap();
-        let pair = cookie[0].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let pair = cookie[0]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
         let mut headers = HeaderMap::new();
-        headers.insert(COOKIE, HeaderValue::from_str(&format!("theme=dark; {pair}; lang=en")).unwrap());
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_str(&format!("theme=dark; {pair}; lang=en")).unwrap(),
+        );
         headers
     });
     (sessions, headers)
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let (sessions, headers) = setup(&rt);
 
     c.bench_function("cookie parse only (lazy)", |b| {

@@ -41,13 +41,13 @@ impl IntoResponse for Error {
 }
 
 impl Error {
-    /// The HTTP status this error maps to: `503` when the store is unavailable, `500`
-    /// otherwise.
+    /// The HTTP status this error maps to: `503` when the store is unavailable, `413`
+    /// when a client-side session outgrew its cookies, `500` otherwise.
     pub fn status(&self) -> StatusCode {
-        if self.is_unavailable() {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::INTERNAL_SERVER_ERROR
+        match self {
+            _ if self.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            Error::CookieTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

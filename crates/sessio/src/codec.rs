@@ -17,7 +17,15 @@ pub enum Codec {
     /// JSON via `serde_json` (the default): readable in any store, interoperable.
     #[default]
     Json,
+    /// MessagePack via `rmp-serde`: smaller and faster for structured values. Encoded
+    /// values start with the byte `0xC1` (never used by MessagePack itself) so that they
+    /// cannot be mistaken for the decimal counters that `increment` writes; a counter
+    /// decodes as any integer type. A value `set` with this codec cannot be incremented.
+    MessagePack,
 }
+
+/// Marks MessagePack values (a byte MessagePack never emits).
+const MSGPACK_MARK: u8 = 0xC1;
 
 /// A value that the codec could not encode or decode.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +39,12 @@ impl Codec {
             Codec::Json => serde_json::to_vec(value)
                 .map(Bytes::from)
                 .map_err(|e| CodecError(e.into())),
+            Codec::MessagePack => {
+                let mut out = vec![MSGPACK_MARK];
+                rmp_serde::encode::write_named(&mut out, value)
+                    .map_err(|e| CodecError(e.into()))?;
+                Ok(Bytes::from(out))
+            }
         }
     }
 
@@ -38,6 +52,20 @@ impl Codec {
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, CodecError> {
         match self {
             Codec::Json => serde_json::from_slice(bytes).map_err(|e| CodecError(e.into())),
+            Codec::MessagePack => match bytes.split_first() {
+                Some((&MSGPACK_MARK, rest)) => {
+                    rmp_serde::from_slice(rest).map_err(|e| CodecError(e.into()))
+                }
+                _ => {
+                    let n = crate::store::parse_counter(bytes).ok_or_else(|| {
+                        CodecError("neither a MessagePack value nor a counter".into())
+                    })?;
+                    T::deserialize(
+                        serde::de::value::I64Deserializer::<serde::de::value::Error>::new(n),
+                    )
+                    .map_err(|e| CodecError(e.into()))
+                }
+            },
         }
     }
 
@@ -72,6 +100,30 @@ mod tests {
             let text = n.to_string();
             prop_assert_eq!(&b[..], text.as_bytes());
             prop_assert_eq!(Codec::Json.decode::<i64>(&b).unwrap(), n);
+        }
+    }
+
+    #[test]
+    fn message_pack_round_trips_and_reads_counters() {
+        let c = Codec::MessagePack;
+        let b = c.encode(&vec!["a", "b"]).unwrap();
+        assert_eq!(b[0], 0xC1);
+        assert_eq!(c.decode::<Vec<String>>(&b).unwrap(), vec!["a", "b"]);
+        assert_eq!(c.decode::<u8>(b"42").unwrap(), 42);
+        assert_eq!(c.decode::<i64>(b"-7").unwrap(), -7);
+        assert!(c.decode::<String>(b"42").is_err());
+        assert!(c.decode::<i64>(b"\x01garbage").is_err());
+        assert_eq!(
+            c.decode_json(&c.encode(&7u32).unwrap()).unwrap(),
+            serde_json::json!(7)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn message_pack_any_bytes_decode_or_error(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = Codec::MessagePack.decode::<serde_json::Value>(&bytes);
+            let _ = Codec::MessagePack.decode::<i64>(&bytes);
         }
     }
 

@@ -6,10 +6,12 @@ pub use cookie::SameSite;
 
 use crate::{
     codec::Codec,
+    cookies,
     error::Error,
     id::{IdGenerator, RandomIds},
+    secure::{IdCookie, Keys},
     sessions::{DestroyReason, Sessions},
-    store::{MemoryStore, Store, StoreKey},
+    store::{ClientSide, CookieStore, MemoryStore, Store, StoreKey},
 };
 
 /// When the session cookie carries the `Secure` attribute.
@@ -43,6 +45,7 @@ pub(crate) struct CookieConfig {
     pub(crate) secure: Secure,
     pub(crate) http_only: bool,
     pub(crate) same_site: SameSite,
+    pub(crate) id_cookie: IdCookie,
 }
 
 /// Everything a [`Sessions`] manager was built with.
@@ -54,6 +57,8 @@ pub(crate) struct Config {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) codec: Codec,
     pub(crate) on_destroy: Vec<DestroyCallback>,
+    /// Client-side sessions: the data lives in the cookie, not in `store`.
+    pub(crate) client: Option<CookieStore>,
 }
 
 impl fmt::Debug for Config {
@@ -65,6 +70,7 @@ impl fmt::Debug for Config {
             .field("store", &self.store)
             .field("codec", &self.codec)
             .field("on_destroy", &self.on_destroy.len())
+            .field("client_side", &self.client.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -84,6 +90,8 @@ impl fmt::Debug for Config {
 /// | [`id_generator`](Self::id_generator) | [`RandomIds`]: 128 bits from the OS CSPRNG |
 /// | [`store`](Self::store) | [`MemoryStore`] |
 /// | [`codec`](Self::codec) | [`Codec::Json`] |
+/// | [`id_cookie`](Self::id_cookie) | [`IdCookie::Plain`]; see [`signed_ids`](Self::signed_ids), [`encrypted_ids`](Self::encrypted_ids) |
+/// | [`cookie_store`](Self::cookie_store) | none: sessions live in `store` |
 ///
 /// ```
 /// use std::time::Duration;
@@ -108,6 +116,7 @@ pub struct SessionsBuilder {
     store: Option<Arc<dyn Store>>,
     codec: Codec,
     on_destroy: Vec<DestroyCallback>,
+    client: Option<CookieStore>,
 }
 
 impl fmt::Debug for SessionsBuilder {
@@ -130,6 +139,7 @@ impl Default for SessionsBuilder {
                 secure: Secure::default(),
                 http_only: true,
                 same_site: SameSite::Lax,
+                id_cookie: IdCookie::Plain,
             },
             idle_timeout: Some(Duration::from_secs(30 * 60)),
             absolute_timeout: None,
@@ -137,6 +147,7 @@ impl Default for SessionsBuilder {
             store: None,
             codec: Codec::default(),
             on_destroy: Vec::new(),
+            client: None,
         }
     }
 }
@@ -176,6 +187,32 @@ impl SessionsBuilder {
     /// The `SameSite` attribute (default `Lax`).
     pub fn same_site(mut self, same_site: SameSite) -> Self {
         self.cookie.same_site = same_site;
+        self
+    }
+
+    /// Signs the id cookie with HMAC-SHA256 under `keys` (see [`IdCookie::Signed`]).
+    pub fn signed_ids(self, keys: Keys) -> Self {
+        self.id_cookie(IdCookie::Signed(keys))
+    }
+
+    /// Encrypts the id cookie with XChaCha20-Poly1305 under `keys` (see
+    /// [`IdCookie::Encrypted`]).
+    pub fn encrypted_ids(self, keys: Keys) -> Self {
+        self.id_cookie(IdCookie::Encrypted(keys))
+    }
+
+    /// How the id cookie protects the id (default [`IdCookie::Plain`]). A cookie that
+    /// fails verification is treated as no cookie; one opened with a previous key is
+    /// re-issued under the current key.
+    pub fn id_cookie(mut self, id_cookie: IdCookie) -> Self {
+        self.cookie.id_cookie = id_cookie;
+        self
+    }
+
+    /// Client-side sessions: keep the whole session in an encrypted cookie instead of
+    /// a server-side store. See [`CookieStore`] for what that cannot do.
+    pub fn cookie_store(mut self, store: CookieStore) -> Self {
+        self.client = Some(store);
         self
     }
 
@@ -254,9 +291,22 @@ impl SessionsBuilder {
                 "timeouts must be longer than zero (use None for no limit)".into(),
             ));
         }
-        let store = self
-            .store
-            .unwrap_or_else(|| Arc::new(MemoryStore::new()) as Arc<dyn Store>);
+        cookies::check_config(&self.cookie)?;
+        if self.cookie.same_site == SameSite::None && self.cookie.secure != Secure::Always {
+            tracing::warn!(
+                "SameSite=None without Secure::Always: browsers reject SameSite=None cookies that are not Secure"
+            );
+        }
+        let store = match (&self.client, self.store) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Config(
+                    "both a store and a cookie store were given; choose one".into(),
+                ))
+            }
+            (Some(_), None) => Arc::new(ClientSide) as Arc<dyn Store>,
+            (None, Some(store)) => store,
+            (None, None) => Arc::new(MemoryStore::new()) as Arc<dyn Store>,
+        };
         Ok(Sessions::from_config(Config {
             cookie: self.cookie,
             idle_timeout: self.idle_timeout,
@@ -265,6 +315,7 @@ impl SessionsBuilder {
             store,
             codec: self.codec,
             on_destroy: self.on_destroy,
+            client: self.client,
         }))
     }
 }

@@ -1,4 +1,4 @@
-//! Reading the session cookie from a request and writing `Set-Cookie` headers.
+//! Reading the session cookie(s) from a request and writing `Set-Cookie` headers.
 
 use std::time::Duration;
 
@@ -7,26 +7,120 @@ use http::{HeaderMap, HeaderValue};
 
 use crate::{
     config::{CookieConfig, Secure},
+    error::Error,
     id::SessionId,
+    secure::sealed::{self, Sealed},
+    store::CookieStore,
 };
 
-/// The first well-formed id in any `Cookie` header under `name`.
+/// The most bytes of sealed payload per cookie: with the name and attributes, each
+/// cookie stays under the 4096 bytes browsers keep.
+pub(crate) const CHUNK_LEN: usize = 3800;
+/// Separates the chunk count from the first chunk: `N~data`. Not in base64url.
+const CHUNK_SEP: char = '~';
+
+/// What the request's cookies say about its session.
+#[derive(Debug, Default)]
+pub(crate) enum RequestCookie {
+    /// No usable cookie.
+    #[default]
+    None,
+    /// A server-side session id; `rotated`: opened with a previous key.
+    Id { id: SessionId, rotated: bool },
+    /// A client-side session; `chunks`: how many numbered cookies the request held.
+    Sealed {
+        sealed: Box<Sealed>,
+        rotated: bool,
+        chunks: usize,
+    },
+    /// Client-side cookies that did not open; `chunks` of them must be cleared.
+    Invalid { chunks: usize },
+}
+
+/// Reads the session cookie from raw `Cookie` header values.
 ///
 /// Cookie headers are attacker controlled: non-UTF-8 headers and malformed pairs are
-/// skipped, values that are not a possible id are ignored, and nothing here panics or
-/// allocates per pair. If a name is repeated, the first acceptable value wins (browsers
-/// send the most specific path first).
-pub(crate) fn find_id<'a>(
+/// skipped, values that do not decode or verify are ignored, and nothing here panics.
+/// If a name is repeated, the first acceptable value wins (browsers send the most
+/// specific path first).
+pub(crate) fn read<'a>(
     headers: impl IntoIterator<Item = &'a [u8]>,
-    name: &str,
-) -> Option<SessionId> {
-    headers.into_iter().find_map(|raw| {
-        let text = std::str::from_utf8(raw).ok()?;
-        Cookie::split_parse(text)
-            .filter_map(Result::ok)
+    config: &CookieConfig,
+    client: Option<&CookieStore>,
+) -> RequestCookie {
+    let pairs = headers
+        .into_iter()
+        .filter_map(|raw| std::str::from_utf8(raw).ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok);
+    let name = config.name.as_str();
+    match client {
+        None => pairs
             .filter(|c| c.name() == name)
-            .find_map(|c| SessionId::parse(c.value()))
-    })
+            .find_map(|c| config.id_cookie.decode(name, c.value()))
+            .map_or(RequestCookie::None, |(id, rotated)| RequestCookie::Id {
+                id,
+                rotated,
+            }),
+        Some(store) => read_sealed(pairs, name, store),
+    }
+}
+
+fn read_sealed<'c>(
+    pairs: impl Iterator<Item = Cookie<'c>>,
+    name: &str,
+    store: &CookieStore,
+) -> RequestCookie {
+    let mut first: Option<String> = None;
+    let mut parts: Vec<Option<String>> = vec![None; store.max_cookies];
+    let mut chunks = 0;
+    for c in pairs {
+        if c.name() == name {
+            if first.is_none() {
+                first = Some(c.value().to_owned());
+            }
+        } else if let Some(ix) = c
+            .name()
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&i| i >= 1 && i < store.max_cookies)
+        {
+            chunks = chunks.max(ix);
+            if parts[ix].is_none() {
+                parts[ix] = Some(c.value().to_owned());
+            }
+        }
+    }
+    let Some(first) = first else {
+        return if chunks > 0 {
+            RequestCookie::Invalid { chunks }
+        } else {
+            RequestCookie::None
+        };
+    };
+    let joined = match first.split_once(CHUNK_SEP) {
+        None => Some(first),
+        Some((n, head)) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| (2..=store.max_cookies).contains(&n))
+            .and_then(|n| {
+                let mut all = head.to_owned();
+                for part in &parts[1..n] {
+                    all.push_str(part.as_deref()?);
+                }
+                Some(all)
+            }),
+    };
+    match joined.and_then(|value| sealed::open(&store.keys, name, &value)) {
+        Some((sealed, rotated)) => RequestCookie::Sealed {
+            sealed: Box::new(sealed),
+            rotated,
+            chunks,
+        },
+        None => RequestCookie::Invalid { chunks },
+    }
 }
 
 /// Whether cookies for this request get `Secure`.
@@ -47,31 +141,101 @@ pub(crate) fn is_secure(mode: Secure, headers: &HeaderMap, tls: bool) -> bool {
 }
 
 /// `Set-Cookie` for `id`; `max_age: None` makes a browser-session cookie.
-pub(crate) fn set_cookie(
+pub(crate) fn set_id_cookie(
     config: &CookieConfig,
     id: &SessionId,
     max_age: Option<Duration>,
     secure: bool,
 ) -> Option<HeaderValue> {
-    let mut cookie = base(config, id.as_str(), secure);
+    let value = config.id_cookie.encode(&config.name, id);
+    to_header(&with_age(
+        base(config, &config.name, &value, secure),
+        max_age,
+    ))
+}
+
+/// `Set-Cookie` headers for a client-side session: one cookie, or `name` plus numbered
+/// chunks, and removals for chunks the browser holds but no longer needs.
+pub(crate) fn set_sealed_cookies(
+    config: &CookieConfig,
+    store: &CookieStore,
+    sealed: &Sealed,
+    max_age: Option<Duration>,
+    secure: bool,
+    chunks_before: usize,
+) -> Result<Vec<HeaderValue>, Error> {
+    let name = config.name.as_str();
+    let value = sealed::seal(&store.keys, name, sealed)
+        .ok_or_else(|| Error::Config("the session could not be sealed".into()))?;
+    let count = value.len().div_ceil(CHUNK_LEN).max(1);
+    if count > store.max_cookies {
+        return Err(Error::CookieTooLarge {
+            size: value.len(),
+            limit: store.max_cookies * CHUNK_LEN,
+        });
+    }
+    let mut headers = Vec::with_capacity(count + chunks_before);
+    // `value` is base64url: ASCII, so byte slicing is safe.
+    let pieces: Vec<&str> = (0..count)
+        .map(|i| &value[i * CHUNK_LEN..((i + 1) * CHUNK_LEN).min(value.len())])
+        .collect();
+    for (i, piece) in pieces.iter().enumerate() {
+        let (cookie_name, cookie_value) = match (i, count) {
+            (0, 1) => (name.to_owned(), (*piece).to_owned()),
+            (0, _) => (name.to_owned(), format!("{count}{CHUNK_SEP}{piece}")),
+            _ => (format!("{name}.{i}"), (*piece).to_owned()),
+        };
+        headers.extend(to_header(&with_age(
+            base(config, &cookie_name, &cookie_value, secure),
+            max_age,
+        )));
+    }
+    headers.extend(removals(config, secure, count..=chunks_before, false));
+    Ok(headers)
+}
+
+/// `Set-Cookie` headers that make the browser drop the session cookie and, for
+/// client-side sessions, its numbered chunks `1..=chunks`.
+pub(crate) fn removal_cookies(
+    config: &CookieConfig,
+    secure: bool,
+    chunks: usize,
+) -> Vec<HeaderValue> {
+    removals(config, secure, 1..=chunks, true)
+}
+
+fn removals(
+    config: &CookieConfig,
+    secure: bool,
+    chunks: std::ops::RangeInclusive<usize>,
+    main: bool,
+) -> Vec<HeaderValue> {
+    let name = config.name.as_str();
+    let names = main
+        .then(|| name.to_owned())
+        .into_iter()
+        .chain(chunks.filter(|&i| i >= 1).map(|i| format!("{name}.{i}")));
+    names
+        .filter_map(|n| {
+            let mut cookie = base(config, &n, "", secure);
+            cookie.make_removal();
+            to_header(&cookie)
+        })
+        .collect()
+}
+
+fn with_age(mut cookie: Cookie<'_>, max_age: Option<Duration>) -> Cookie<'_> {
     if let Some(age) = max_age {
         // Round up: a cookie must not expire before the server-side session does.
         let secs = age.as_millis().div_ceil(1000);
         let secs = i64::try_from(secs).unwrap_or(i64::MAX).max(1);
         cookie.set_max_age(cookie::time::Duration::seconds(secs));
     }
-    to_header(&cookie)
+    cookie
 }
 
-/// `Set-Cookie` that makes the browser drop the session cookie.
-pub(crate) fn removal_cookie(config: &CookieConfig, secure: bool) -> Option<HeaderValue> {
-    let mut cookie = base(config, "", secure);
-    cookie.make_removal();
-    to_header(&cookie)
-}
-
-fn base<'a>(config: &'a CookieConfig, value: &'a str, secure: bool) -> Cookie<'a> {
-    let mut cookie = Cookie::new(config.name.as_str(), value);
+fn base<'a>(config: &'a CookieConfig, name: &'a str, value: &'a str, secure: bool) -> Cookie<'a> {
+    let mut cookie = Cookie::new(name, value);
     cookie.set_path(config.path.as_str());
     if let Some(domain) = &config.domain {
         cookie.set_domain(domain.as_str());
@@ -83,18 +247,46 @@ fn base<'a>(config: &'a CookieConfig, value: &'a str, secure: bool) -> Cookie<'a
 }
 
 fn to_header(cookie: &Cookie<'_>) -> Option<HeaderValue> {
-    // Names and ids are validated; only a hostile domain or path could fail here, and
-    // `SessionsBuilder::build` checks those once.
+    // Names, ids and payloads are validated or base64url; only a hostile domain or path
+    // could fail here, and `SessionsBuilder::build` checks those once.
     HeaderValue::try_from(cookie.to_string()).ok()
+}
+
+/// Checks at build time that the configured attributes make a valid header.
+pub(crate) fn check_config(config: &CookieConfig) -> Result<(), Error> {
+    to_header(&base(config, &config.name, "x", true))
+        .map(drop)
+        .ok_or_else(|| {
+            Error::Config("cookie domain or path holds characters not allowed in a header".into())
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        config::SameSite,
+        secure::{IdCookie, Key, Keys},
+    };
     use proptest::prelude::*;
 
+    fn config(id_cookie: IdCookie) -> CookieConfig {
+        CookieConfig {
+            name: "sessio".into(),
+            path: "/".into(),
+            domain: None,
+            secure: Secure::Never,
+            http_only: true,
+            same_site: SameSite::Lax,
+            id_cookie,
+        }
+    }
+
     fn find(header: &[u8]) -> Option<String> {
-        find_id([header], "sessio").map(|id| id.as_str().to_owned())
+        match read([header], &config(IdCookie::Plain), None) {
+            RequestCookie::Id { id, .. } => Some(id.as_str().to_owned()),
+            _ => None,
+        }
     }
 
     #[test]
@@ -118,12 +310,118 @@ mod tests {
         assert_eq!(find(long.as_bytes()), None);
     }
 
+    fn store() -> CookieStore {
+        CookieStore::new(Keys::new(Key::from_bytes(&[9; 32]).unwrap())).max_cookies(3)
+    }
+
+    fn sealed(size: usize) -> Sealed {
+        let mut values = std::collections::HashMap::new();
+        // Incompressible-looking data: sealed size grows with it.
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        values.insert("blob".to_owned(), bytes::Bytes::from(data));
+        Sealed {
+            id: "abc".into(),
+            exp: None,
+            values,
+        }
+    }
+
+    fn header_line(set_cookies: &[HeaderValue]) -> String {
+        set_cookies
+            .iter()
+            .map(|h| h.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .filter(|pair| !pair.ends_with('='))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[test]
+    fn sealed_sessions_round_trip_in_one_or_several_cookies() {
+        let cfg = config(IdCookie::Plain);
+        let store = store();
+        for size in [10, 3000, 6000] {
+            let s = sealed(size);
+            let set = set_sealed_cookies(&cfg, &store, &s, None, false, 0).unwrap();
+            assert_eq!(
+                set.len(),
+                if size < 2000 {
+                    1
+                } else {
+                    size * 4 / 3 / CHUNK_LEN + 1
+                }
+            );
+            for h in &set {
+                assert!(h.len() < 4096, "each cookie fits a browser's limit");
+            }
+            let line = header_line(&set);
+            match read([line.as_bytes()], &cfg, Some(&store)) {
+                RequestCookie::Sealed {
+                    sealed, rotated, ..
+                } => {
+                    assert_eq!(*sealed, s);
+                    assert!(!rotated);
+                }
+                other => panic!("size {size}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn too_large_is_an_error_not_a_truncated_cookie() {
+        let err = set_sealed_cookies(
+            &config(IdCookie::Plain),
+            &store(),
+            &sealed(20_000),
+            None,
+            false,
+            0,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::CookieTooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_missing_or_altered_chunk_fails_closed() {
+        let cfg = config(IdCookie::Plain);
+        let store = store();
+        let set = set_sealed_cookies(&cfg, &store, &sealed(6000), None, false, 0).unwrap();
+        let line = header_line(&set);
+        let without_last = line.rsplit_once("; ").unwrap().0;
+        assert!(matches!(
+            read([without_last.as_bytes()], &cfg, Some(&store)),
+            RequestCookie::Invalid { .. }
+        ));
+        let swapped = line.replacen("sessio.1=", "sessio.1=A", 1);
+        assert!(matches!(
+            read([swapped.as_bytes()], &cfg, Some(&store)),
+            RequestCookie::Invalid { .. }
+        ));
+    }
+
+    #[test]
+    fn shrinking_removes_stale_chunks() {
+        let set = set_sealed_cookies(
+            &config(IdCookie::Plain),
+            &store(),
+            &sealed(10),
+            None,
+            false,
+            2,
+        )
+        .unwrap();
+        let text: Vec<&str> = set.iter().map(|h| h.to_str().unwrap()).collect();
+        assert_eq!(set.len(), 3, "{text:?}");
+        assert!(text[1].starts_with("sessio.1=") && text[1].contains("Max-Age=0"));
+        assert!(text[2].starts_with("sessio.2=") && text[2].contains("Max-Age=0"));
+    }
+
     proptest! {
         #[test]
         fn any_header_parses_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
             if let Some(id) = find(&bytes) {
                 prop_assert!(SessionId::parse(&id).is_some());
             }
+            let _ = read([&bytes[..]], &config(IdCookie::Plain), Some(&store()));
         }
 
         #[test]
@@ -133,6 +431,24 @@ mod tests {
         ) {
             let header = format!("{pre}; sessio={id}; z=1");
             prop_assert_eq!(find(header.as_bytes()), Some(id));
+        }
+
+        #[test]
+        fn any_bit_flip_in_a_sealed_cookie_is_rejected(bit in 0usize..40_000) {
+            let cfg = config(IdCookie::Plain);
+            let store = store();
+            let set = set_sealed_cookies(&cfg, &store, &sealed(3000), None, false, 0).unwrap();
+            let line = header_line(&set);
+            let mut bytes = line.clone().into_bytes();
+            let bit = bit % (bytes.len() * 8);
+            bytes[bit / 8] ^= 1 << (bit % 8);
+            if bytes != line.as_bytes() {
+                if let RequestCookie::Sealed { sealed: got, .. } = read([&bytes[..]], &cfg, Some(&store)) {
+                    // Only a flip outside the session's cookies (e.g. in a separator that
+                    // still parses the same) may leave it readable, and then unchanged.
+                    prop_assert_eq!(*got, sealed(3000));
+                }
+            }
         }
     }
 }

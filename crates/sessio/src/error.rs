@@ -51,6 +51,14 @@ pub enum Error {
         /// The refused key.
         key: String,
     },
+    /// A client-side session does not fit in the cookies allowed for it.
+    #[error("the session needs {size} bytes of cookie data, more than the {limit} allowed; store less or allow more cookies")]
+    CookieTooLarge {
+        /// Bytes needed.
+        size: usize,
+        /// Bytes allowed (`max_cookies` × per-cookie room).
+        limit: usize,
+    },
     /// The configuration given to [`SessionsBuilder`](crate::SessionsBuilder) is invalid.
     #[error("invalid sessio configuration: {0}")]
     Config(String),

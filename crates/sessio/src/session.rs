@@ -14,10 +14,12 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::{
     cookies,
     error::Error,
+    error::StoreOp,
     id::{SessionId, StoreKey},
     reserved::{self, check_user_key, flash_key, immutable_key, is_reserved},
+    secure::sealed::{to_millis, Sealed},
     sessions::{DestroyReason, Sessions},
-    store::{apply_changes, parse_counter, Change, Committed, Patch, Record, Values},
+    store::{apply_changes, parse_counter, unsupported, Change, Committed, Patch, Record, Values},
 };
 
 /// The session of one request.
@@ -87,6 +89,8 @@ struct State {
     retired: Vec<(StoreKey, DestroyReason)>,
     /// What the response must do with the cookie.
     cookie: CookieAction,
+    /// Numbered chunk cookies the browser holds (client-side sessions).
+    chunks: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,23 +123,33 @@ impl fmt::Debug for Session {
 }
 
 impl Session {
-    pub(crate) fn fresh(sessions: Sessions, secure: bool) -> Self {
+    pub(crate) fn fresh(sessions: Sessions, secure: bool, chunks: usize) -> Self {
         let id = sessions.config.ids.generate();
-        Self::with_state(
-            sessions,
-            secure,
-            State::new(id, true, false, Record::default()),
-        )
+        let mut state = State::new(id, true, false, Record::default());
+        state.chunks = chunks;
+        Self::with_state(sessions, secure, state)
     }
 
+    /// A session the store (or a sealed cookie) had. `rotated`: its cookie was opened
+    /// with a previous key, so the response re-issues it under the current one.
     pub(crate) fn loaded(
         sessions: Sessions,
         secure: bool,
         id: SessionId,
-        _key: StoreKey,
         record: Record,
+        rotated: bool,
+        chunks: usize,
     ) -> Self {
-        Self::with_state(sessions, secure, State::new(id, false, true, record))
+        let mut state = State::new(id, false, true, record);
+        state.chunks = chunks;
+        if rotated {
+            state.cookie = CookieAction::Set;
+        }
+        Self::with_state(sessions, secure, state)
+    }
+
+    fn is_client_side(&self) -> bool {
+        self.inner.sessions.config.client.is_some()
     }
 
     fn with_state(sessions: Sessions, secure: bool, state: State) -> Self {
@@ -423,8 +437,10 @@ impl Session {
         }
         let id = self.inner.sessions.config.ids.generate();
         let retired = std::mem::take(&mut state.retired);
+        let chunks = state.chunks;
         *state = State::new(id, true, false, Record::default());
         state.retired = retired;
+        state.chunks = chunks;
         state.cookie = CookieAction::Remove;
     }
 
@@ -465,22 +481,74 @@ impl Session {
     pub async fn finish(&self) -> Result<Vec<HeaderValue>, Error> {
         self.save().await?;
         let mut state = self.lock();
-        let config = &self.inner.sessions.config.cookie;
-        let header = match std::mem::replace(&mut state.cookie, CookieAction::None) {
-            CookieAction::None => None,
+        let config = &self.inner.sessions.config;
+        let secure = self.inner.secure;
+        match std::mem::replace(&mut state.cookie, CookieAction::None) {
+            CookieAction::None => Ok(Vec::new()),
             CookieAction::Set => {
                 let max_age = state
                     .deadline
                     .map(|d| d.duration_since(SystemTime::now()).unwrap_or_default());
-                cookies::set_cookie(config, &state.id, max_age, self.inner.secure)
+                match &config.client {
+                    None => Ok(
+                        cookies::set_id_cookie(&config.cookie, &state.id, max_age, secure)
+                            .into_iter()
+                            .collect(),
+                    ),
+                    Some(store) => {
+                        let sealed = Sealed {
+                            id: state.id.as_str().to_owned(),
+                            exp: state.deadline.map(to_millis),
+                            values: Values::clone(&state.values),
+                        };
+                        let headers = cookies::set_sealed_cookies(
+                            &config.cookie,
+                            store,
+                            &sealed,
+                            max_age,
+                            secure,
+                            state.chunks,
+                        )?;
+                        state.chunks = sealed_chunks(&headers);
+                        Ok(headers)
+                    }
+                }
             }
-            CookieAction::Remove => cookies::removal_cookie(config, self.inner.secure),
-        };
-        Ok(header.into_iter().collect())
+            CookieAction::Remove => {
+                let chunks = std::mem::take(&mut state.chunks);
+                Ok(cookies::removal_cookies(&config.cookie, secure, chunks))
+            }
+        }
+    }
+
+    /// Client-side sessions: there is no store; a write re-seals the whole session into
+    /// the response's cookies.
+    fn commit_client_side(&self, extra: Option<Change>) -> Result<Vec<i64>, Error> {
+        if extra.is_some() {
+            return Err(unsupported(
+                StoreOp::Commit,
+                "atomic increments need a server-side store: a client-side session cannot see concurrent requests (use get + set)",
+            )
+            .into());
+        }
+        let plan = self.plan(None, SystemTime::now());
+        for (key, reason) in &plan.retired {
+            self.inner.sessions.fire_destroy(key, *reason);
+        }
+        if let Some((_, patch)) = plan.write {
+            let mut state = self.lock();
+            state.stored = true;
+            state.deadline = patch.expires_at;
+            state.cookie = CookieAction::Set;
+        }
+        Ok(Vec::new())
     }
 
     /// Applies pending changes plus `extra`; returns the counters of the write.
     async fn commit(&self, extra: Option<Change>) -> Result<Vec<i64>, Error> {
+        if self.is_client_side() {
+            return self.commit_client_side(extra);
+        }
         let store = &self.inner.sessions.config.store;
         let plan = self.plan(extra, SystemTime::now());
         for (key, reason) in &plan.retired {
@@ -635,6 +703,16 @@ impl Session {
     }
 }
 
+/// How many numbered chunk cookies (`name.1`, ...) a set of live `Set-Cookie` headers
+/// leaves in the browser: every header but the first, minus removals.
+fn sealed_chunks(headers: &[HeaderValue]) -> usize {
+    headers
+        .iter()
+        .skip(1)
+        .filter(|h| !h.to_str().is_ok_and(|s| s.contains("Max-Age=0")))
+        .count()
+}
+
 /// Whether the stored deadline is far enough behind the wanted one to be worth a write.
 ///
 /// Sliding expiry moves in steps of a tenth of the idle timeout: a request that changes
@@ -673,6 +751,7 @@ impl State {
             consumed_flashes: Vec::new(),
             retired: Vec::new(),
             cookie: CookieAction::None,
+            chunks: 0,
         }
     }
 

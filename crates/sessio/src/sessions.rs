@@ -1,17 +1,21 @@
 //! [`Sessions`]: the manager, and [`LazySession`], what adapters keep per request.
 
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    sync::{Arc, Mutex},
+    time::SystemTime,
+};
 
 use http::HeaderMap;
 use tokio::sync::OnceCell;
 
 use crate::{
     config::{Config, SessionsBuilder},
-    cookies,
+    cookies::{self, RequestCookie},
     error::Error,
     id::{SessionId, StoreKey},
     session::Session,
-    store::{KeyPage, Record, Store},
+    store::{is_expired, KeyPage, Record, Store},
     Codec,
 };
 
@@ -110,15 +114,14 @@ impl Sessions {
     /// [`Secure::AutoTlsOnly`](crate::Secure::AutoTlsOnly)). The store is read on the
     /// first [`LazySession::load`]; what adapters insert into each request.
     pub fn lazy(&self, headers: &HeaderMap, tls: bool) -> LazySession {
-        let id = cookies::find_id(
+        let secure = cookies::is_secure(self.config.cookie.secure, headers, tls);
+        self.lazy_from_cookie_headers(
             headers
                 .get_all(http::header::COOKIE)
                 .iter()
                 .map(|v| v.as_bytes()),
-            &self.config.cookie.name,
-        );
-        let secure = cookies::is_secure(self.config.cookie.secure, headers, tls);
-        self.lazy_with_id(id, secure)
+            secure,
+        )
     }
 
     /// Like [`lazy`](Self::lazy), for frameworks whose header types are not `http`'s:
@@ -128,15 +131,16 @@ impl Sessions {
         cookie_headers: impl IntoIterator<Item = &'a [u8]>,
         secure: bool,
     ) -> LazySession {
-        let id = cookies::find_id(cookie_headers, &self.config.cookie.name);
-        self.lazy_with_id(id, secure)
-    }
-
-    fn lazy_with_id(&self, id: Option<SessionId>, secure: bool) -> LazySession {
+        let cookie = cookies::read(
+            cookie_headers,
+            &self.config.cookie,
+            self.config.client.as_ref(),
+        );
         LazySession {
             inner: Arc::new(LazyInner {
                 sessions: self.clone(),
-                id,
+                has_cookie: !matches!(cookie, RequestCookie::None),
+                cookie: Mutex::new(cookie),
                 secure,
                 cell: OnceCell::new(),
             }),
@@ -234,7 +238,9 @@ pub struct LazySession {
 
 struct LazyInner {
     sessions: Sessions,
-    id: Option<SessionId>,
+    /// What the cookies said; taken by the first `load`.
+    cookie: Mutex<RequestCookie>,
+    has_cookie: bool,
     secure: bool,
     cell: OnceCell<Session>,
 }
@@ -242,7 +248,7 @@ struct LazyInner {
 impl fmt::Debug for LazySession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LazySession")
-            .field("has_cookie", &self.inner.id.is_some())
+            .field("has_cookie", &self.inner.has_cookie)
             .field("loaded", &self.inner.cell.initialized())
             .finish()
     }
@@ -257,19 +263,43 @@ impl LazySession {
             .cell
             .get_or_try_init(|| async {
                 let sessions = inner.sessions.clone();
-                if let Some(id) = &inner.id {
-                    let key = StoreKey::for_id(id);
-                    if let Some(record) = sessions.config.store.load(&key).await? {
-                        return Ok(Session::loaded(
-                            sessions,
-                            inner.secure,
-                            id.clone(),
-                            key,
-                            record,
-                        ));
+                let cookie =
+                    std::mem::take(&mut *inner.cookie.lock().unwrap_or_else(|e| e.into_inner()));
+                let secure = inner.secure;
+                match cookie {
+                    RequestCookie::None => Ok(Session::fresh(sessions, secure, 0)),
+                    RequestCookie::Invalid { chunks } => {
+                        Ok(Session::fresh(sessions, secure, chunks))
+                    }
+                    RequestCookie::Id { id, rotated } => {
+                        let key = StoreKey::for_id(&id);
+                        match sessions.config.store.load(&key).await? {
+                            Some(record) => {
+                                Ok(Session::loaded(sessions, secure, id, record, rotated, 0))
+                            }
+                            None => Ok(Session::fresh(sessions, secure, 0)),
+                        }
+                    }
+                    RequestCookie::Sealed {
+                        sealed,
+                        rotated,
+                        chunks,
+                    } => {
+                        let sealed = *sealed;
+                        let record = Record {
+                            values: Arc::new(sealed.values),
+                            expires_at: sealed.exp.map(crate::secure::sealed::from_millis),
+                        };
+                        // The deadline is authenticated: an expired copy opens nothing.
+                        let live = !is_expired(record.expires_at, SystemTime::now());
+                        match SessionId::parse(&sealed.id).filter(|_| live) {
+                            Some(id) => Ok(Session::loaded(
+                                sessions, secure, id, record, rotated, chunks,
+                            )),
+                            None => Ok(Session::fresh(sessions, secure, chunks)),
+                        }
                     }
                 }
-                Ok(Session::fresh(sessions, inner.secure))
             })
             .await
             .cloned()
@@ -282,7 +312,7 @@ impl LazySession {
 
     /// Whether the request carried a well-formed session cookie (not whether it is valid).
     pub fn has_cookie(&self) -> bool {
-        self.inner.id.is_some()
+        self.inner.has_cookie
     }
 
     /// Commits the session if it was loaded and returns the `Set-Cookie` header values

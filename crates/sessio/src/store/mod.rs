@@ -20,6 +20,7 @@
 //!
 //! [`conformance`] (feature `conformance`) checks all of this for any store.
 
+mod cookie;
 mod future;
 mod memory;
 
@@ -31,7 +32,9 @@ use std::{collections::HashMap, fmt, sync::Arc, time::SystemTime};
 
 use bytes::Bytes;
 
+pub(crate) use self::cookie::{unsupported, ClientSide};
 pub use self::{
+    cookie::CookieStore,
     future::StoreFuture,
     memory::{MemoryStore, MemoryStoreBuilder},
 };
