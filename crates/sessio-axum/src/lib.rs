@@ -29,7 +29,7 @@
 mod layer;
 mod service;
 
-pub use sessio::{self, Error, LazySession, Session, Sessions};
+pub use sessio::{self, Error, LazySession, Session, SessionName, SessionOf, Sessions};
 
 pub use crate::{layer::SessionLayer, service::SessionService};
 

@@ -36,7 +36,7 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let tls = req.uri().scheme() == Some(&Scheme::HTTPS);
         let lazy = self.layer.sessions.lazy(req.headers(), tls);
-        req.extensions_mut().insert(lazy.clone());
+        lazy.clone().insert_into(req.extensions_mut());
         let error_status = self.layer.error_status;
         // The clone that was driven to readiness handles this request (tower's rule).
         let clone = self.inner.clone();

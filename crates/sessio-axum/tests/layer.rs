@@ -259,3 +259,53 @@ async fn secure_attribute_follows_the_mode() {
         .unwrap()
         .contains("Secure"));
 }
+
+struct Prefs;
+impl sessio::SessionName for Prefs {
+    const COOKIE_NAME: &'static str = "prefs";
+}
+
+#[tokio::test]
+async fn two_managers_with_different_cookies_in_one_handler() {
+    use sessio::{
+        secure::{Key, Keys},
+        store::CookieStore,
+        SessionOf,
+    };
+    let users = Sessions::builder().build().unwrap();
+    let prefs = Sessions::builder()
+        .cookie_name("prefs")
+        .cookie_store(CookieStore::new(Keys::new(Key::generate())))
+        .build()
+        .unwrap();
+    let app: Router = Router::new()
+        .route(
+            "/",
+            get(|user: Session, prefs: SessionOf<Prefs>| async move {
+                let visits = user.increment("visits", 1).await?;
+                let theme: String = prefs.get_or("theme", "light".to_owned())?;
+                prefs.set("theme", "dark")?;
+                Ok::<_, sessio::Error>(format!("{visits} {theme}"))
+            }),
+        )
+        .layer(users.layer())
+        .layer(SessionLayer::new(prefs));
+    let res = app
+        .clone()
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let cookies: Vec<String> = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| pair(v.to_str().unwrap()))
+        .collect();
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    assert!(cookies.iter().any(|c| c.starts_with("sessio=")));
+    assert!(cookies.iter().any(|c| c.starts_with("prefs=")));
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"1 light");
+    let (_, _, body) = call(&app, "/", Some(&cookies.join("; "))).await;
+    assert_eq!(body, "2 dark");
+}

@@ -15,6 +15,8 @@ mod session;
 mod sessions;
 pub mod store;
 
+#[cfg(feature = "axum")]
+pub use crate::axum::{SessionName, SessionOf};
 pub use crate::{
     codec::{Codec, CodecError},
     config::{SameSite, Secure, SessionsBuilder},

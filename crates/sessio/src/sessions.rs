@@ -254,7 +254,50 @@ impl fmt::Debug for LazySession {
     }
 }
 
+/// The sessions of a request beyond the first, when several managers (with different
+/// cookie names) wrap one app. Kept in the request extensions.
+#[derive(Clone, Debug, Default)]
+struct MoreSessions(Vec<LazySession>);
+
 impl LazySession {
+    /// Puts this session into a request's extensions, where
+    /// [`find`](Self::find) (and the axum extractors) look for it. Several sessions
+    /// with different cookie names can live in one request; the last inserted (with
+    /// layers: the innermost, closest to the handler) is the request's default session.
+    pub fn insert_into(self, extensions: &mut http::Extensions) {
+        if let Some(previous) = extensions.insert(self) {
+            match extensions.get_mut::<MoreSessions>() {
+                Some(more) => more.0.push(previous),
+                None => {
+                    extensions.insert(MoreSessions(vec![previous]));
+                }
+            }
+        }
+    }
+
+    /// The request's default session (the last inserted), if any.
+    pub fn default_in(extensions: &http::Extensions) -> Option<&LazySession> {
+        extensions.get::<LazySession>()
+    }
+
+    /// The request's session whose cookie is named `cookie_name`, if any.
+    pub fn find<'e>(
+        extensions: &'e http::Extensions,
+        cookie_name: &str,
+    ) -> Option<&'e LazySession> {
+        let first = extensions.get::<LazySession>().into_iter();
+        let more = extensions
+            .get::<MoreSessions>()
+            .into_iter()
+            .flat_map(|m| m.0.iter());
+        first.chain(more).find(|s| s.cookie_name() == cookie_name)
+    }
+
+    /// The name of the cookie this session uses.
+    pub fn cookie_name(&self) -> &str {
+        self.inner.sessions.cookie_name()
+    }
+
     /// Loads the session (once). An unknown, expired or malformed id yields a fresh
     /// session with a new id: ids are never adopted.
     pub async fn load(&self) -> Result<Session, Error> {
