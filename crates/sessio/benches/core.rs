@@ -81,5 +81,67 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+fn secure(c: &mut Criterion) {
+    use sessio::{
+        secure::{IdCookie, Key, Keys},
+        store::CookieStore,
+        IdGenerator, RandomIds,
+    };
+    let keys = Keys::new(Key::generate());
+    let id = RandomIds.generate();
+    for (name, mode) in [
+        ("signed", IdCookie::Signed(keys.clone())),
+        ("encrypted", IdCookie::Encrypted(keys.clone())),
+    ] {
+        let value = mode.encode("sessio", &id);
+        c.bench_function(&format!("id cookie {name}: encode"), |b| {
+            b.iter(|| mode.encode("sessio", &id));
+        });
+        c.bench_function(&format!("id cookie {name}: decode + verify"), |b| {
+            b.iter(|| mode.decode("sessio", &value).unwrap());
+        });
+    }
+    // A client-side session holding 256 bytes of values: seal (encrypt) and open.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let sessions = Sessions::builder()
+        .cookie_store(CookieStore::new(keys))
+        .build()
+        .unwrap();
+    let payload = "x".repeat(240);
+    let cookie = rt.block_on(async {
+        let s = sessions.start(&HeaderMap::new()).await.unwrap();
+        s.set("data", &payload).unwrap();
+        let set = s.finish().await.unwrap();
+        set[0]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
+    });
+    c.bench_function("cookie store 256 B: open (decrypt + decode)", |b| {
+        b.iter(|| {
+            let lazy = sessions.lazy_from_cookie_headers([cookie.as_bytes()], false);
+            rt.block_on(lazy.load()).unwrap()
+        });
+    });
+    let session = rt
+        .block_on(
+            sessions
+                .lazy_from_cookie_headers([cookie.as_bytes()], false)
+                .load(),
+        )
+        .unwrap();
+    c.bench_function("cookie store 256 B: seal (encode + encrypt)", |b| {
+        b.iter(|| {
+            session.set("data", &payload).unwrap();
+            rt.block_on(session.finish()).unwrap()
+        });
+    });
+}
+
+criterion_group!(benches, bench, secure);
 criterion_main!(benches);
