@@ -7,7 +7,7 @@
 
 use crate::error::Error;
 
-/// Unix seconds at which the session was created (only kept with an absolute timeout).
+/// Unix milliseconds at which the session was created (only kept with an absolute timeout).
 pub(crate) const CREATED: &str = "__sessio:created";
 /// This session's own idle timeout in seconds (`update_expiration`).
 pub(crate) const TIMEOUT: &str = "__sessio:timeout";

@@ -91,6 +91,8 @@ struct State {
     cookie: CookieAction,
     /// Numbered chunk cookies the browser holds (client-side sessions).
     chunks: usize,
+    /// Whether any key is immutable: spares `set` a marker lookup in the common case.
+    has_immutables: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,7 +215,7 @@ impl Session {
         check_user_key(key)?;
         let encoded = self.encode(key, value)?;
         let mut state = self.lock();
-        if state.values.contains_key(&immutable_key(key)) {
+        if state.is_immutable(key) {
             return Err(Error::Immutable { key: key.into() });
         }
         state.put(key.to_owned(), encoded);
@@ -229,6 +231,7 @@ impl Session {
         let mut state = self.lock();
         state.put(key.to_owned(), encoded);
         state.put(immutable_key(key), Bytes::from_static(b"true"));
+        state.has_immutables = true;
         Ok(())
     }
 
@@ -244,7 +247,7 @@ impl Session {
     /// committed in the same step.
     pub async fn increment(&self, key: &str, by: i64) -> Result<i64, Error> {
         check_user_key(key)?;
-        if self.lock().values.contains_key(&immutable_key(key)) {
+        if self.lock().is_immutable(key) {
             return Err(Error::Immutable { key: key.into() });
         }
         let counters = self
@@ -611,7 +614,10 @@ impl Session {
             && config.absolute_timeout.is_some()
             && !state.values.contains_key(reserved::CREATED)
         {
-            let created = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+            let created = now
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis();
             state.put(
                 reserved::CREATED.to_owned(),
                 Bytes::from(created.to_string()),
@@ -689,8 +695,15 @@ impl Session {
         // Set and Remove cannot fail.
         let _ = apply_changes(&mut values, &only_writes, "local");
         let mut state = self.lock();
-        *state = State::new(id, true, false, Record::default());
-        state.values = Arc::new(values);
+        *state = State::new(
+            id,
+            true,
+            false,
+            Record {
+                values: Arc::new(values),
+                expires_at: None,
+            },
+        );
         let now = SystemTime::now();
         let expires_at = state.wanted_deadline(config.idle_timeout, config.absolute_timeout, now);
         let fresh = Patch {
@@ -752,7 +765,21 @@ impl State {
             retired: Vec::new(),
             cookie: CookieAction::None,
             chunks: 0,
+            has_immutables: false,
         }
+        .with_immutables_scanned()
+    }
+
+    fn with_immutables_scanned(mut self) -> Self {
+        self.has_immutables = self
+            .values
+            .keys()
+            .any(|k| k.starts_with(reserved::IMMUTABLE));
+        self
+    }
+
+    fn is_immutable(&self, key: &str) -> bool {
+        self.has_immutables && self.values.contains_key(&immutable_key(key))
     }
 
     fn put(&mut self, key: String, value: Bytes) {
@@ -786,8 +813,8 @@ impl State {
                 .values
                 .get(reserved::CREATED)
                 .and_then(|raw| parse_counter(raw))
-                .and_then(|secs| u64::try_from(secs).ok())
-                .map_or(now, |secs| UNIX_EPOCH + Duration::from_secs(secs));
+                .and_then(|ms| u64::try_from(ms).ok())
+                .map_or(now, |ms| UNIX_EPOCH + Duration::from_millis(ms));
             created + limit
         });
         match (idle_deadline, absolute_deadline) {

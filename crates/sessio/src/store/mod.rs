@@ -217,9 +217,13 @@ pub fn apply_changes(
     let mut counters = Vec::new();
     for change in &patch.changes {
         match change {
-            Change::Set(k, v) => {
-                values.insert(k.clone(), v.clone());
-            }
+            Change::Set(k, v) => match values.get_mut(k) {
+                // Replacing a value needs no new key string.
+                Some(slot) => *slot = v.clone(),
+                None => {
+                    values.insert(k.clone(), v.clone());
+                }
+            },
             Change::Remove(k) => {
                 values.remove(k);
             }
