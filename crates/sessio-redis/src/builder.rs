@@ -135,7 +135,12 @@ impl RedisStoreBuilder {
         let mut builder = Builder::from_config(config);
         let max_delay = u32::try_from(self.reconnect_max_delay.as_millis()).unwrap_or(u32::MAX);
         builder
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, max_delay.max(100), 2))
+            .set_policy(ReconnectPolicy::new_exponential(
+                0,
+                100,
+                max_delay.max(100),
+                2,
+            ))
             .with_connection_config(|c| {
                 c.connection_timeout = self.connect_timeout;
                 c.internal_command_timeout = self.command_timeout;
@@ -147,9 +152,7 @@ impl RedisStoreBuilder {
                 };
             })
             .with_performance_config(|p| p.default_command_timeout = self.command_timeout);
-        let pool: Pool = builder
-            .build_pool(self.pool_size)
-            .map_err(Error::Config)?;
+        let pool: Pool = builder.build_pool(self.pool_size).map_err(Error::Config)?;
         match tokio::time::timeout(self.connect_timeout, pool.init()).await {
             Ok(Ok(_task)) => {}
             Ok(Err(e)) => return Err(Error::Connect(e.into())),
@@ -159,14 +162,20 @@ impl RedisStoreBuilder {
                 return Err(Error::Connect(elapsed.into()));
             }
         }
-        tracing::debug!(clustered, pool_size = self.pool_size, "sessio-redis connected");
-        Ok(RedisStore {
+        tracing::debug!(
+            clustered,
+            pool_size = self.pool_size,
+            "sessio-redis connected"
+        );
+        let store = RedisStore {
             inner: Arc::new(Inner::new(
                 pool,
                 self.prefix,
                 self.command_timeout,
                 clustered,
             )),
-        })
+        };
+        store.preload_scripts().await;
+        Ok(store)
     }
 }

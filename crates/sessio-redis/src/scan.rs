@@ -21,9 +21,10 @@ fn nodes(store: &RedisStore, op: StoreOp) -> Result<Vec<Option<Server>>, StoreEr
     if !store.inner.clustered {
         return Ok(vec![None]);
     }
-    let state = store.inner.pool.cached_cluster_state().ok_or_else(|| {
-        StoreError::unavailable(NAME, op, "the cluster state is not known yet")
-    })?;
+    let state =
+        store.inner.pool.cached_cluster_state().ok_or_else(|| {
+            StoreError::unavailable(NAME, op, "the cluster state is not known yet")
+        })?;
     let mut primaries = state.unique_primary_nodes();
     primaries.sort_by(|a, b| (&*a.host, a.port).cmp(&(&*b.host, b.port)));
     Ok(primaries.into_iter().map(Some).collect())
@@ -162,8 +163,7 @@ impl Cursor {
         let node = parts.next()?.parse().ok()?;
         let scan = parts.next()?;
         let skip = parts.next()?.parse().ok()?;
-        if parts.next().is_some() || scan.is_empty() || !scan.bytes().all(|b| b.is_ascii_digit())
-        {
+        if parts.next().is_some() || scan.is_empty() || !scan.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         Some(Cursor {
@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn store_keys_are_extracted_strictly() {
-        let k = store_key("p:", "p:{abc}").unwrap();
+        let k = store_key("p:", "p:{abc}").expect("a session key");
         assert_eq!(k.as_str(), "abc");
         assert!(store_key("p:", "p:abc").is_none());
         assert!(store_key("p:", "q:{abc}").is_none());

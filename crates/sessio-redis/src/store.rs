@@ -135,6 +135,20 @@ impl RedisStore {
         out
     }
 
+    /// Loads the scripts on every primary (`SCRIPT LOAD`), so that the first calls
+    /// need no fallback. Best effort: a failure only costs a fallback later.
+    pub(crate) async fn preload_scripts(&self) {
+        let client = self.inner.pool.next();
+        for script in [&self.inner.load, &self.inner.commit] {
+            let loaded = tokio::time::timeout(self.inner.timeout, script.load(client)).await;
+            if !matches!(loaded, Ok(Ok(()))) {
+                tracing::debug!(
+                    "sessio-redis: could not preload a script; it will be sent on first use"
+                );
+            }
+        }
+    }
+
     /// Runs one command with the store's timeout, mapping failures to [`StoreError`].
     pub(crate) async fn bounded<T>(
         &self,
@@ -176,13 +190,23 @@ impl RedisStore {
 
     async fn load_record(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let reply = self
-            .run_script(StoreOp::Load, &self.inner.load, self.redis_key(key), Vec::new())
+            .run_script(
+                StoreOp::Load,
+                &self.inner.load,
+                self.redis_key(key),
+                Vec::new(),
+            )
             .await?;
         let now = SystemTime::now();
         let items = match reply {
             Value::Null => return Ok(None),
             Value::Array(items) => items,
-            other => return Err(corrupt(StoreOp::Load, format!("unexpected reply {other:?}"))),
+            other => {
+                return Err(corrupt(
+                    StoreOp::Load,
+                    format!("unexpected reply {other:?}"),
+                ))
+            }
         };
         let mut items = items.into_iter();
         let ttl = match items.next() {
@@ -248,10 +272,18 @@ impl RedisStore {
             }
         }
         let reply = self
-            .run_script(StoreOp::Commit, &self.inner.commit, self.redis_key(key), args)
+            .run_script(
+                StoreOp::Commit,
+                &self.inner.commit,
+                self.redis_key(key),
+                args,
+            )
             .await?;
         let Value::Array(items) = reply else {
-            return Err(corrupt(StoreOp::Commit, format!("unexpected reply {reply:?}")));
+            return Err(corrupt(
+                StoreOp::Commit,
+                format!("unexpected reply {reply:?}"),
+            ));
         };
         let mut items = items.into_iter();
         match items.next() {

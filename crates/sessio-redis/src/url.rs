@@ -64,9 +64,7 @@ fn rewrite(scheme: &str, rest: &str, kind: Kind) -> Result<String, Error> {
         None => ("", authority),
     };
     let mut hosts = hosts.split(',').map(str::trim).filter(|h| !h.is_empty());
-    let first = hosts
-        .next()
-        .ok_or_else(|| Error::url("no host given"))?;
+    let first = hosts.next().ok_or_else(|| Error::url("no host given"))?;
     let others: Vec<&str> = hosts.collect();
     if kind == Kind::Standalone && !others.is_empty() {
         return Err(Error::url(
@@ -114,7 +112,7 @@ fn rewrite(scheme: &str, rest: &str, kind: Kind) -> Result<String, Error> {
 
 #[cfg(test)]
 mod tests {
-    use fred::types::config::{ServerConfig, Server};
+    use fred::types::config::{Server, ServerConfig};
 
     use super::*;
 
@@ -131,19 +129,20 @@ mod tests {
 
     #[test]
     fn standalone_with_db_and_credentials() {
-        let c = parse("redis://user:secret@127.0.0.1:6380/3").unwrap();
+        let c = parse("redis://user:secret@127.0.0.1:6380/3").expect("parses");
         assert!(matches!(c.server, ServerConfig::Centralized { .. }));
         assert_eq!(c.database, Some(3));
         assert_eq!(c.username.as_deref(), Some("user"));
         assert_eq!(c.password.as_deref(), Some("secret"));
         assert_eq!(hosts(&c), vec!["127.0.0.1:6380"]);
-        let c = parse("redis://localhost").unwrap();
+        let c = parse("redis://localhost").expect("parses");
         assert_eq!(hosts(&c), vec!["localhost:6379"]);
     }
 
     #[test]
     fn cluster_comma_list() {
-        let c = parse("redis-cluster://:pw@10.0.0.1:7000,10.0.0.2:7001, 10.0.0.3:7002").unwrap();
+        let c = parse("redis-cluster://:pw@10.0.0.1:7000,10.0.0.2:7001, 10.0.0.3:7002")
+            .expect("parses");
         assert!(matches!(c.server, ServerConfig::Clustered { .. }));
         assert_eq!(
             hosts(&c),
@@ -151,26 +150,29 @@ mod tests {
         );
         assert_eq!(c.password.as_deref(), Some("pw"));
         // fred's own form still works.
-        let c = parse("redis-cluster://10.0.0.1:7000?node=10.0.0.2:7001").unwrap();
+        let c = parse("redis-cluster://10.0.0.1:7000?node=10.0.0.2:7001").expect("parses");
         assert_eq!(hosts(&c), vec!["10.0.0.1:7000", "10.0.0.2:7001"]);
     }
 
     #[test]
     fn sentinel_service_in_path_or_query() {
-        let c = parse("redis-sentinel://s1:26379,s2:26380/mymaster/2").unwrap();
+        let c = parse("redis-sentinel://s1:26379,s2:26380/mymaster/2").expect("parses");
         let ServerConfig::Sentinel { service_name, .. } = &c.server else {
             panic!("not sentinel: {:?}", c.server);
         };
         assert_eq!(service_name, "mymaster");
         assert_eq!(c.database, Some(2));
         assert_eq!(hosts(&c), vec!["s1:26379", "s2:26380"]);
-        let c = parse("redis-sentinel://s1/0?sentinelServiceName=m").unwrap();
+        let c = parse("redis-sentinel://s1/0?sentinelServiceName=m").expect("parses");
         let ServerConfig::Sentinel { service_name, .. } = &c.server else {
             panic!("not sentinel");
         };
         assert_eq!(service_name, "m");
         assert_eq!(hosts(&c), vec!["s1:26379"]);
-        assert!(parse("redis-sentinel://s1:26379").is_err(), "service required");
+        assert!(
+            parse("redis-sentinel://s1:26379").is_err(),
+            "service required"
+        );
     }
 
     #[test]
@@ -182,12 +184,12 @@ mod tests {
         #[cfg(not(feature = "tls"))]
         assert!(parse("rediss://127.0.0.1").is_err());
         #[cfg(feature = "tls")]
-        assert!(parse("rediss://127.0.0.1").unwrap().tls.is_some());
+        assert!(parse("rediss://127.0.0.1").expect("parses").tls.is_some());
     }
 
     #[test]
     fn errors_never_echo_the_url() {
-        let err = parse("redis://user:hunter2@a:1,b:2").unwrap_err();
+        let err = parse("redis://user:hunter2@a:1,b:2").expect_err("refused");
         assert!(!format!("{err} {err:?}").contains("hunter2"));
     }
 }

@@ -22,12 +22,12 @@ async fn run_suite(url: &str) {
                 .connect()
                 .await
                 .expect("Redis must be reachable for this test");
-            stores.lock().unwrap().push(store.clone());
+            stores.lock().expect("lock").push(store.clone());
             store
         }
     })
     .await;
-    let stores = std::mem::take(&mut *stores.lock().unwrap());
+    let stores = std::mem::take(&mut *stores.lock().expect("lock"));
     for store in stores {
         store.destroy_all().await.expect("clean up");
     }

@@ -141,9 +141,11 @@ impl RedisServer {
             .expect("redis-server must be installed (apt-get install redis-server)");
         self.child = Some(child);
         let port = self.port;
-        wait_until("redis-server to answer PING", Duration::from_secs(10), || {
-            raw_command(port, "PING").is_ok_and(|r| r.starts_with("+PONG"))
-        });
+        wait_until(
+            "redis-server to answer PING",
+            Duration::from_secs(10),
+            || raw_command(port, "PING").is_ok_and(|r| r.starts_with("+PONG")),
+        );
     }
 
     /// Kills the server (SIGKILL: no shutdown save) and reaps it.
