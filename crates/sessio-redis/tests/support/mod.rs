@@ -72,7 +72,8 @@ pub fn raw_command(port: u16, command: &str) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&reply).into_owned())
 }
 
-/// Whether a RESP reply (simple, error, integer, or one bulk string) is complete.
+/// Whether a RESP reply (simple, error, integer, one bulk string, or an array of bulk
+/// strings) is complete.
 fn is_complete(reply: &[u8]) -> bool {
     let Some(first_line) = reply.windows(2).position(|w| w == b"\r\n") else {
         return false;
@@ -84,6 +85,13 @@ fn is_complete(reply: &[u8]) -> bool {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
             len < 0 || reply.len() >= first_line + 2 + len as usize + 2
+        }
+        b'*' => {
+            let n: usize = std::str::from_utf8(&reply[1..first_line])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            reply.ends_with(b"\r\n") && reply.windows(2).filter(|w| w == b"\r\n").count() > 2 * n
         }
         _ => true,
     }
@@ -123,6 +131,11 @@ impl RedisServer {
             "no".to_owned(),
         ];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Self::from_args(port, args)
+    }
+
+    /// Starts `redis-server <args>` that will listen on `port`, and waits for PONG.
+    pub fn from_args(port: u16, args: Vec<String>) -> Self {
         let mut server = RedisServer {
             port,
             args,
@@ -252,4 +265,50 @@ pub fn command_calls(commandstats: &str, command: &str) -> u64 {
         .and_then(|rest| rest.split(',').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
+}
+
+/// A primary and one Sentinel that monitors it as `mymaster`.
+#[derive(Debug)]
+pub struct Sentinel {
+    pub sentinel: RedisServer,
+    pub primary: RedisServer,
+    _dir: TempDir,
+}
+
+impl Sentinel {
+    pub fn start() -> Self {
+        let dir = TempDir::new("sentinel");
+        let primary = RedisServer::start(dir.path(), &["--save", "", "--appendonly", "no"]);
+        let port = free_port();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\n\
+                 sentinel monitor mymaster 127.0.0.1 {} 1\n\
+                 sentinel down-after-milliseconds mymaster 5000\n",
+                dir.path().display(),
+                primary.port
+            ),
+        )
+        .expect("write sentinel.conf");
+        let sentinel = RedisServer::from_args(
+            port,
+            vec![conf.display().to_string(), "--sentinel".to_owned()],
+        );
+        wait_until("sentinel to know mymaster", Duration::from_secs(10), || {
+            raw_command(port, "SENTINEL get-master-addr-by-name mymaster")
+                .is_ok_and(|r| r.contains(&primary.port.to_string()))
+        });
+        Sentinel {
+            sentinel,
+            primary,
+            _dir: dir,
+        }
+    }
+
+    /// `redis-sentinel://127.0.0.1:S/mymaster`
+    pub fn url(&self) -> String {
+        format!("redis-sentinel://127.0.0.1:{}/mymaster", self.sentinel.port)
+    }
 }
