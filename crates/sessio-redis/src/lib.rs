@@ -45,8 +45,9 @@
 //!   increments are exact. Increments follow [`sessio::store::apply_changes`] to the
 //!   byte (Rust's `i64` parsing, overflow detection); the script computes them all
 //!   before writing anything, so a patch whose increment fails changes nothing.
-//! - Scripts are sent by SHA (`EVALSHA`); a node that does not know one yet (after a
-//!   restart or failover) gets the script body once (`EVAL`), in one extra round trip.
+//! - The scripts are loaded on every primary when the store connects, then sent by SHA
+//!   (`EVALSHA`); a node that has lost them (a restart, a failover, `SCRIPT FLUSH`)
+//!   gets the script body once (`EVAL`), in one extra round trip.
 //! - **destroy**: one `DEL`.
 //! - The TTL is sent relative (milliseconds left, rounded up) and read back relative
 //!   (`PTTL`), so clock skew between app servers and Redis does not move deadlines;
