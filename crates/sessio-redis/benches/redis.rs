@@ -10,7 +10,10 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::time::{Duration, SystemTime};
+use std::{
+    collections::HashMap,
+    time::{Duration, SystemTime},
+};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -18,7 +21,10 @@ use sessio::{
     store::{Change, Patch, Store},
     IdGenerator, RandomIds, StoreKey,
 };
-use sessio_redis::RedisStore;
+use sessio_redis::{
+    fred::interfaces::{ClientLike, HashesInterface},
+    RedisStore,
+};
 
 const PORT: u16 = 6379;
 
@@ -121,6 +127,19 @@ fn bench(c: &mut Criterion) {
                 .commit(&key, &increment_patch())
                 .await
                 .expect("commit")
+        });
+    });
+    // Baselines: the same hash read with a bare HGETALL (no TTL, no script), and PING.
+    let redis_key = store.redis_key(&key);
+    group.bench_function("baseline_hgetall", |b| {
+        b.to_async(&rt).iter(|| async {
+            let _: HashMap<String, Bytes> =
+                store.pool().hgetall(&redis_key).await.expect("hgetall");
+        });
+    });
+    group.bench_function("baseline_ping", |b| {
+        b.to_async(&rt).iter(|| async {
+            let _: String = store.pool().ping(None).await.expect("ping");
         });
     });
     group.bench_function("load_x64_concurrent", |b| {

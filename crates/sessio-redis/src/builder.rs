@@ -144,6 +144,10 @@ impl RedisStoreBuilder {
             .with_connection_config(|c| {
                 c.connection_timeout = self.connect_timeout;
                 c.internal_command_timeout = self.command_timeout;
+                // Never re-send a command whose connection dropped after it was
+                // written: Redis may have run it, and replaying a commit would count
+                // its increments twice. The caller gets `Unavailable` instead.
+                c.max_command_attempts = 1;
                 // A connection that stops answering (a frozen or partitioned server)
                 // is closed and reconnected instead of holding requests forever.
                 c.unresponsive = UnresponsiveConfig {

@@ -82,10 +82,12 @@
 //!   may or may not be counted.
 //! - `destroy_all` deletes with one pipelined batch of `DEL`s per `SCAN` step; it is
 //!   not atomic, and a session created during the walk may survive it.
-//! - `keys` cursors are `node.scan-cursor.skip` (opaque to callers). Redis's `SCAN`
-//!   may return a key twice when the keyspace is resized (rehashed) between two pages,
-//!   and a cluster resharded while paging can skip or repeat keys; within one page no
-//!   key repeats.
+//! - `keys` cursors are `node.scan-cursor[.position]`, opaque to callers and free of
+//!   session keys. A page that ends inside a `SCAN` step re-reads that step on the
+//!   next call and lists only the keys after the last one listed (in a fixed hash
+//!   order), so incremental rehashing and deletions between pages neither repeat nor
+//!   drop keys there. What `SCAN` itself allows remains: a key may be listed twice if
+//!   the keyspace table is resized (or a cluster resharded) while paging.
 //!
 //! # When Redis is down
 //!
@@ -97,8 +99,10 @@
 //! forever) and serves again as soon as Redis is back, without being rebuilt. A
 //! connection that stops answering is closed and replaced.
 //!
-//! A call that timed out may still have been applied by Redis (the reply was lost,
-//! not the command): a commit that reports `Unavailable` is *unknown*, not *undone*.
+//! A call that timed out, or whose connection dropped after the command was sent,
+//! may still have been applied by Redis (the reply was lost, not the command): a
+//! commit that reports `Unavailable` is *unknown*, not *undone*. The store never
+//! re-sends such a command by itself, so an increment is never counted twice.
 //!
 //! # Durability
 //!

@@ -148,13 +148,21 @@ pub(crate) async fn destroy_all(store: &RedisStore) -> Result<u64, StoreError> {
     Ok(total)
 }
 
-/// Where a `keys` page resumes: node index, `SCAN` cursor, keys of that step already
-/// listed. Encoded as `node.cursor.skip`.
+/// Where a `keys` page resumes: node index, `SCAN` cursor, and, when the previous page
+/// ended inside that `SCAN` step, the position reached in it. Encoded as
+/// `node.cursor` or `node.cursor.position` (hex).
+///
+/// A step's keys are listed in [`position`] order, and a page that ends inside a step
+/// records the position of its last key; the next page re-reads the same step and lists
+/// the keys after it. Re-reading can return the keys in another order (Redis rehashes
+/// its tables incrementally) or without a key deleted meanwhile; ordering by position,
+/// not counting, keeps both from listing a key twice or skipping one. The position is a
+/// hash, so the cursor does not reveal the session key (a secret, like the id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Cursor {
     node: usize,
     scan: String,
-    skip: usize,
+    after: Option<u64>,
 }
 
 impl Cursor {
@@ -162,20 +170,34 @@ impl Cursor {
         let mut parts = s.split('.');
         let node = parts.next()?.parse().ok()?;
         let scan = parts.next()?;
-        let skip = parts.next()?.parse().ok()?;
+        let after = match parts.next() {
+            None => None,
+            Some(hex) => Some(u64::from_str_radix(hex, 16).ok()?),
+        };
         if parts.next().is_some() || scan.is_empty() || !scan.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         Some(Cursor {
             node,
             scan: scan.to_owned(),
-            skip,
+            after,
         })
     }
 
     fn encode(&self) -> String {
-        format!("{}.{}.{}", self.node, self.scan, self.skip)
+        match self.after {
+            None => format!("{}.{}", self.node, self.scan),
+            Some(after) => format!("{}.{}.{after:x}", self.node, self.scan),
+        }
     }
+}
+
+/// A stable order of keys within one `SCAN` step: 64-bit FNV-1a of the store key
+/// (fixed forever, unlike std's hasher, so cursors survive upgrades).
+fn position(key: &StoreKey) -> u64 {
+    key.as_str().bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 pub(crate) async fn keys(
@@ -190,7 +212,7 @@ pub(crate) async fn keys(
         None => Cursor {
             node: 0,
             scan: "0".into(),
-            skip: 0,
+            after: None,
         },
         Some(s) => Cursor::parse(s)
             .ok_or_else(|| StoreError::corrupt(NAME, op, "not a cursor of this store"))?,
@@ -198,24 +220,27 @@ pub(crate) async fn keys(
     let mut out = Vec::new();
     while let Some(node) = nodes.get(at.node) {
         let (next, found) = step(store, op, node, &at.scan).await?;
-        let found: Vec<StoreKey> = found
+        let mut found: Vec<(u64, StoreKey)> = found
             .iter()
             .filter_map(|k| store_key(&store.inner.prefix, k))
-            .skip(at.skip)
+            .map(|k| (position(&k), k))
+            .filter(|(p, _)| !matches!(at.after, Some(after) if *p <= after))
             .collect();
+        found.sort_unstable_by_key(|a| a.0);
+        found.dedup_by(|a, b| a.1 == b.1);
         let room = limit - out.len();
         if found.len() > room {
-            // The page is full in the middle of this step: resume it, skipping what
-            // was listed.
-            out.extend(found.into_iter().take(room));
-            at.skip += room;
+            // The page is full in the middle of this step: resume inside it.
+            found.truncate(room);
+            at.after = found.last().map(|(p, _)| *p);
+            out.extend(found.into_iter().map(|(_, k)| k));
             return Ok(KeyPage {
                 keys: out,
                 next: Some(at.encode()),
             });
         }
-        out.extend(found);
-        at.skip = 0;
+        out.extend(found.into_iter().map(|(_, k)| k));
+        at.after = None;
         if next == "0" {
             at.node += 1;
             at.scan = "0".into();
@@ -252,13 +277,23 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let c = Cursor {
-            node: 2,
-            scan: "12345".into(),
-            skip: 7,
-        };
-        assert_eq!(Cursor::parse(&c.encode()), Some(c));
-        for bad in ["", "1", "1.2", "1.x.3", "a.1.1", "1.1.1.1", "1..1"] {
+        for c in [
+            Cursor {
+                node: 2,
+                scan: "12345".into(),
+                after: Some(u64::MAX),
+            },
+            Cursor {
+                node: 0,
+                scan: "0".into(),
+                after: None,
+            },
+        ] {
+            assert_eq!(Cursor::parse(&c.encode()), Some(c));
+        }
+        for bad in [
+            "", "1", "1.x", "1.2.x", "a.1.1", "1.1.1.1", "1..1", "1.2.", "-1.2",
+        ] {
             assert_eq!(Cursor::parse(bad), None, "{bad}");
         }
     }
