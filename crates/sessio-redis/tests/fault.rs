@@ -224,3 +224,56 @@ async fn kill_and_restart_redis_under_load() {
     drop(store);
     drop(server);
 }
+
+/// A server that stops answering but keeps its connections open (a hung host) must
+/// not hang requests either; when it answers again, so does the store.
+#[tokio::test(flavor = "multi_thread")]
+async fn frozen_redis_times_out_and_recovers() {
+    let dir = support::TempDir::new("frozen");
+    let server = support::RedisServer::start(dir.path(), &["--save", "", "--appendonly", "no"]);
+    let store = RedisStore::builder(&format!("redis://127.0.0.1:{}", server.port))
+        .expect("url")
+        .command_timeout(TIMEOUT)
+        .connect()
+        .await
+        .expect("connect");
+    let key = StoreKey::for_id(&RandomIds.generate());
+    store
+        .commit(&key, &patch(true, vec![Change::Increment("n".into(), 1)]))
+        .await
+        .expect("commit");
+
+    server.signal("STOP");
+    for _ in 0..3 {
+        let started = Instant::now();
+        let err = store
+            .load(&key)
+            .await
+            .expect_err("load from a frozen server");
+        assert!(err.is_transient(), "{err}");
+        let took = started.elapsed();
+        assert!(took <= TIMEOUT + SLACK, "load took {took:?}");
+    }
+    server.signal("CONT");
+
+    let thawed = Instant::now();
+    loop {
+        match store.load(&key).await {
+            Ok(record) => {
+                assert!(record.is_some(), "the session survives a freeze");
+                break;
+            }
+            Err(e) => {
+                assert!(e.is_transient(), "{e}");
+                assert!(
+                    thawed.elapsed() < Duration::from_secs(15),
+                    "no recovery: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    eprintln!("frozen: recovered {:?} after SIGCONT", thawed.elapsed());
+    drop(store);
+    drop(server);
+}

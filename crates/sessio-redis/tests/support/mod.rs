@@ -164,9 +164,22 @@ impl RedisServer {
     /// Kills the server (SIGKILL: no shutdown save) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // A frozen (SIGSTOP) server dies from SIGKILL as well.
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the server process: `STOP` freezes it with
+    /// its connections open, like a hung host.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("server running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill(1)");
+        assert!(status.success(), "kill -{signal} failed");
     }
 
     /// Starts it again on the same port with the same arguments.
