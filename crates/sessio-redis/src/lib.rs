@@ -1,4 +1,4 @@
-//! A Redis store for [sessio](sessio) sessions, on the [`fred`] client: one Redis,
+//! A Redis store for [`sessio`] sessions, on the [`fred`] client: one Redis,
 //! Redis Cluster, or a primary found through Sentinel. Use it when several app
 //! servers must share sessions.
 //!
