@@ -1,0 +1,379 @@
+//! [`RedisStore`] and its [`Store`] implementation.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    future::Future,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use bytes::Bytes;
+use fred::{
+    clients::Pool,
+    error::Error as FredError,
+    interfaces::{KeysInterface, LuaInterface},
+    types::{config::Config, scripts::Script, Value},
+};
+use sessio::store::{
+    Change, Committed, KeyPage, Patch, Record, Store, StoreError, StoreErrorKind, StoreFuture,
+    StoreKey, StoreOp, Values,
+};
+
+use crate::{builder::RedisStoreBuilder, scan, Error};
+
+pub(crate) const NAME: &str = "redis";
+
+/// The field that marks every session hash (session keys never hold NUL).
+const MARKER: &str = "\0";
+
+/// A sessio [`Store`] on Redis: standalone, Redis Cluster or Sentinel-managed.
+///
+/// See the [crate docs](crate) for the data layout, what is atomic and what happens
+/// when Redis is down. Cloning is cheap and shares the connections.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use sessio::Sessions;
+/// use sessio_redis::RedisStore;
+///
+/// let store = RedisStore::connect("redis://127.0.0.1:6379/0").await?;
+/// let sessions = Sessions::builder().store(store).build()?;
+/// # let _ = sessions; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) pool: Pool,
+    pub(crate) prefix: String,
+    pub(crate) timeout: Duration,
+    pub(crate) clustered: bool,
+    commit: Script,
+    load: Script,
+}
+
+impl Inner {
+    pub(crate) fn new(pool: Pool, prefix: String, timeout: Duration, clustered: bool) -> Self {
+        Inner {
+            pool,
+            prefix,
+            timeout,
+            clustered,
+            commit: Script::from_lua(include_str!("commit.lua")),
+            load: Script::from_lua(include_str!("load.lua")),
+        }
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.inner.prefix)
+            .field("clustered", &self.inner.clustered)
+            .field("pool_size", &self.inner.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects with default options to the Redis named by `url`; see
+    /// [`builder`](Self::builder) for the URL forms.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        Self::builder(url)?.connect().await
+    }
+
+    /// Configures a store from a URL:
+    ///
+    /// | URL | deployment |
+    /// | --- | --- |
+    /// | `redis://[user:password@]host[:port][/db]` | one Redis (port 6379 by default) |
+    /// | `rediss://…` | the same over TLS (feature `tls`) |
+    /// | `redis-cluster://[user:password@]host:port,host:port,…` | Redis Cluster: any reachable nodes; the rest is discovered |
+    /// | `redis-sentinel://[user:password@]host[:port],host[:port]/service[/db]` | a primary found through Sentinel (port 26379 by default) |
+    ///
+    /// `rediss-cluster://` and `rediss-sentinel://` use TLS. fred's own query forms
+    /// (`?node=host:port`, `?sentinelServiceName=name`) are accepted too.
+    ///
+    /// ```
+    /// use sessio_redis::RedisStore;
+    ///
+    /// assert!(RedisStore::builder("redis-cluster://10.0.0.1:7000,10.0.0.2:7000").is_ok());
+    /// assert!(RedisStore::builder("redis-sentinel://10.0.0.9:26379/mymaster/0").is_ok());
+    /// assert!(RedisStore::builder("memcached://10.0.0.1").is_err());
+    /// ```
+    pub fn builder(url: &str) -> Result<RedisStoreBuilder, Error> {
+        Ok(RedisStoreBuilder::new(crate::url::parse(url)?))
+    }
+
+    /// Configures a store from a fred [`Config`] built by hand (TLS settings, custom
+    /// credentials providers and the like).
+    pub fn from_config(config: Config) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(config)
+    }
+
+    /// The fred connection pool, for commands of your own.
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// The key prefix.
+    pub fn key_prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The Redis key of a session: `{prefix}{<store key>}`. The braces make the store
+    /// key the cluster hash tag.
+    pub fn redis_key(&self, key: &StoreKey) -> String {
+        let mut out = String::with_capacity(self.inner.prefix.len() + key.as_str().len() + 2);
+        out.push_str(&self.inner.prefix);
+        out.push('{');
+        out.push_str(key.as_str());
+        out.push('}');
+        out
+    }
+
+    /// Loads the scripts on every primary (`SCRIPT LOAD`), so that the first calls
+    /// need no fallback. Best effort: a failure only costs a fallback later.
+    pub(crate) async fn preload_scripts(&self) {
+        let client = self.inner.pool.next();
+        for script in [&self.inner.load, &self.inner.commit] {
+            let loaded = tokio::time::timeout(self.inner.timeout, script.load(client)).await;
+            if !matches!(loaded, Ok(Ok(()))) {
+                tracing::debug!(
+                    "sessio-redis: could not preload a script; it will be sent on first use"
+                );
+            }
+        }
+    }
+
+    /// Runs one command with the store's timeout, mapping failures to [`StoreError`].
+    pub(crate) async fn bounded<T>(
+        &self,
+        op: StoreOp,
+        fut: impl Future<Output = Result<T, FredError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.inner.timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(backend_error(op, e)),
+            Err(elapsed) => Err(StoreError::unavailable(NAME, op, elapsed)),
+        }
+    }
+
+    /// `EVALSHA`, falling back to `EVAL` (which also caches the script) when the node
+    /// does not know the script yet: after a restart, a failover or `SCRIPT FLUSH`.
+    async fn run_script(
+        &self,
+        op: StoreOp,
+        script: &Script,
+        key: String,
+        args: Vec<Value>,
+    ) -> Result<Value, StoreError> {
+        let pool = &self.inner.pool;
+        self.bounded(op, async {
+            match pool
+                .evalsha::<Value, _, _, _>(script.sha1().clone(), key.clone(), args.clone())
+                .await
+            {
+                Err(e) if e.details().starts_with("NOSCRIPT") => {
+                    tracing::debug!("sessio-redis: script not cached on the node, sending it");
+                    let lua = script.lua().cloned().unwrap_or_default();
+                    pool.eval::<Value, _, _, _>(lua, key, args).await
+                }
+                other => other,
+            }
+        })
+        .await
+    }
+
+    async fn load_record(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let reply = self
+            .run_script(
+                StoreOp::Load,
+                &self.inner.load,
+                self.redis_key(key),
+                Vec::new(),
+            )
+            .await?;
+        let now = SystemTime::now();
+        let items = match reply {
+            Value::Null => return Ok(None),
+            Value::Array(items) => items,
+            other => {
+                return Err(corrupt(
+                    StoreOp::Load,
+                    format!("unexpected reply {other:?}"),
+                ))
+            }
+        };
+        let mut items = items.into_iter();
+        let ttl = match items.next() {
+            Some(Value::Integer(ms)) => ms,
+            _ => return Err(corrupt(StoreOp::Load, "missing PTTL in reply")),
+        };
+        let expires_at = match u64::try_from(ttl) {
+            Ok(ms) => Some(now + Duration::from_millis(ms)),
+            Err(_) => None, // -1: no expiry
+        };
+        let mut values: Values = HashMap::with_capacity(items.len() / 2);
+        while let (Some(field), Some(value)) = (items.next(), items.next()) {
+            let field = into_bytes(field).ok_or_else(|| corrupt(StoreOp::Load, "bad field"))?;
+            let value = into_bytes(value).ok_or_else(|| corrupt(StoreOp::Load, "bad value"))?;
+            if field == MARKER.as_bytes() {
+                continue;
+            }
+            let field = String::from_utf8(field.to_vec())
+                .map_err(|e| StoreError::corrupt(NAME, StoreOp::Load, e))?;
+            values.insert(field, value);
+        }
+        Ok(Some(Record {
+            values: Arc::new(values),
+            expires_at,
+        }))
+    }
+
+    async fn commit_patch(&self, key: &StoreKey, patch: &Patch) -> Result<Committed, StoreError> {
+        let ttl = match patch.expires_at {
+            None => Value::from(""),
+            Some(deadline) => {
+                // A relative TTL, so that clock skew between this host and Redis does not
+                // move the deadline. Rounded up: never expire early.
+                let left = deadline
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO);
+                let ms = left.as_nanos().div_ceil(1_000_000);
+                Value::from(ms.to_string())
+            }
+        };
+        let mut args = Vec::with_capacity(4 + 3 * patch.changes.len());
+        args.push(Value::from(if patch.create { "1" } else { "0" }));
+        args.push(Value::from(if patch.clear { "1" } else { "0" }));
+        args.push(ttl);
+        args.push(Value::from(patch.changes.len().to_string()));
+        for change in &patch.changes {
+            match change {
+                Change::Set(k, v) => {
+                    args.push(Value::from("s"));
+                    args.push(Value::from(k.as_str()));
+                    args.push(Value::Bytes(v.clone()));
+                }
+                Change::Remove(k) => {
+                    args.push(Value::from("r"));
+                    args.push(Value::from(k.as_str()));
+                    args.push(Value::from(""));
+                }
+                Change::Increment(k, by) => {
+                    args.push(Value::from("i"));
+                    args.push(Value::from(k.as_str()));
+                    args.push(Value::from(by.to_string()));
+                }
+            }
+        }
+        let reply = self
+            .run_script(
+                StoreOp::Commit,
+                &self.inner.commit,
+                self.redis_key(key),
+                args,
+            )
+            .await?;
+        let Value::Array(items) = reply else {
+            return Err(corrupt(
+                StoreOp::Commit,
+                format!("unexpected reply {reply:?}"),
+            ));
+        };
+        let mut items = items.into_iter();
+        match items.next() {
+            Some(Value::Integer(1)) => {
+                let counters = items
+                    .map(|v| {
+                        into_bytes(v)
+                            .and_then(|b| sessio::store::parse_counter(&b))
+                            .ok_or_else(|| corrupt(StoreOp::Commit, "bad counter in reply"))
+                    })
+                    .collect::<Result<Vec<i64>, _>>()?;
+                Ok(Committed::Applied { counters })
+            }
+            Some(Value::Integer(0)) => Ok(Committed::Missing),
+            Some(Value::Integer(-1)) => {
+                let kind = items.next().and_then(into_bytes);
+                let field = items
+                    .next()
+                    .and_then(into_bytes)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                let kind = match kind.as_deref() {
+                    Some(b"nan") => StoreErrorKind::NotAnInteger { key: field },
+                    Some(b"ovf") => StoreErrorKind::Overflow { key: field },
+                    _ => return Err(corrupt(StoreOp::Commit, "bad error in reply")),
+                };
+                Err(StoreError::new(NAME, StoreOp::Commit, kind))
+            }
+            _ => Err(corrupt(StoreOp::Commit, "bad status in reply")),
+        }
+    }
+
+    async fn destroy_key(&self, key: &StoreKey) -> Result<bool, StoreError> {
+        let pool = &self.inner.pool;
+        let removed: i64 = self
+            .bounded(StoreOp::Destroy, pool.del(self.redis_key(key)))
+            .await?;
+        Ok(removed > 0)
+    }
+}
+
+/// Bulk strings come back as `String` when they are UTF-8 and as `Bytes` otherwise.
+pub(crate) fn into_bytes(v: Value) -> Option<Bytes> {
+    match v {
+        Value::Bytes(b) => Some(b),
+        Value::String(s) => Some(s.into_inner()),
+        _ => None,
+    }
+}
+
+fn corrupt(op: StoreOp, what: impl Into<String>) -> StoreError {
+    StoreError::corrupt(NAME, op, what.into())
+}
+
+/// A key that holds something other than a session hash is corrupt data; everything
+/// else (connection loss, timeouts, cluster errors, `BUSY`, `OOM`) is unavailability.
+pub(crate) fn backend_error(op: StoreOp, e: FredError) -> StoreError {
+    if e.details().starts_with("WRONGTYPE") {
+        StoreError::corrupt(NAME, op, e)
+    } else {
+        StoreError::unavailable(NAME, op, e)
+    }
+}
+
+impl Store for RedisStore {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Record>> {
+        StoreFuture::new(self.load_record(key))
+    }
+
+    fn commit<'a>(&'a self, key: &'a StoreKey, patch: &'a Patch) -> StoreFuture<'a, Committed> {
+        StoreFuture::new(self.commit_patch(key, patch))
+    }
+
+    fn destroy<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, bool> {
+        StoreFuture::new(self.destroy_key(key))
+    }
+
+    fn destroy_all(&self) -> StoreFuture<'_, u64> {
+        StoreFuture::new(scan::destroy_all(self))
+    }
+
+    fn count(&self) -> StoreFuture<'_, u64> {
+        StoreFuture::new(scan::count(self))
+    }
+
+    fn keys<'a>(&'a self, cursor: Option<&'a str>, limit: usize) -> StoreFuture<'a, KeyPage> {
+        StoreFuture::new(scan::keys(self, cursor, limit))
+    }
+}

@@ -1,0 +1,372 @@
+//! Redis-specific behaviour: layout, increment parity with `apply_changes`, round
+//! trips per operation, errors. Uses 127.0.0.1:6379 and servers started here.
+
+mod support;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use sessio::{
+    store::{apply_changes, Change, Committed, Patch, Store, StoreErrorKind, Values},
+    IdGenerator, RandomIds, StoreKey,
+};
+use sessio_redis::{
+    fred::interfaces::{HashesInterface, KeysInterface},
+    Error, RedisStore,
+};
+
+async fn local_store() -> RedisStore {
+    RedisStore::builder("redis://127.0.0.1:6379")
+        .expect("url")
+        .key_prefix(support::random_prefix())
+        .connect()
+        .await
+        .expect("Redis must run on 127.0.0.1:6379")
+}
+
+fn new_key() -> StoreKey {
+    StoreKey::for_id(&RandomIds.generate())
+}
+
+fn patch(create: bool, changes: Vec<Change>) -> Patch {
+    Patch {
+        create,
+        clear: false,
+        changes,
+        expires_at: Some(SystemTime::now() + Duration::from_secs(60)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn layout_is_one_hash_per_session_with_a_hash_tag() {
+    let store = local_store().await;
+    let key = new_key();
+    store
+        .commit(
+            &key,
+            &patch(
+                true,
+                vec![Change::Set("name".into(), Bytes::from_static(b"\"iris\""))],
+            ),
+        )
+        .await
+        .expect("commit");
+    let redis_key = store.redis_key(&key);
+    assert_eq!(
+        redis_key,
+        format!("{}{{{}}}", store.key_prefix(), key.as_str())
+    );
+    let pool = store.pool();
+    let fields: std::collections::HashMap<String, String> =
+        pool.hgetall(&redis_key).await.expect("hgetall");
+    assert_eq!(fields.get("name").map(String::as_str), Some("\"iris\""));
+    assert_eq!(fields.get("\0").map(String::as_str), Some("1"), "marker");
+    assert_eq!(fields.len(), 2);
+    let ttl: i64 = pool.pttl(&redis_key).await.expect("pttl");
+    assert!((58_000..=60_000).contains(&ttl), "ttl {ttl}");
+    store.destroy_all().await.expect("clean up");
+}
+
+/// Stored values and increments whose outcome must match `apply_changes` exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn increments_match_apply_changes() {
+    let store = local_store().await;
+    let stored: &[&[u8]] = &[
+        b"0",
+        b"41",
+        b"-41",
+        b"+5",
+        b"007",
+        b"-0",
+        b"-007",
+        b"",
+        b"+",
+        b"-",
+        b" 5",
+        b"5 ",
+        b"1.5",
+        b"1e3",
+        b"0x10",
+        b"\"5\"",
+        b"9223372036854775807",
+        b"9223372036854775806",
+        b"-9223372036854775808",
+        b"-9223372036854775807",
+        b"9223372036854775808",
+        b"-9223372036854775809",
+        b"00000000000000000000000009223372036854775807",
+        b"99999999999999999999",
+        b"999999999",
+        b"1000000000",
+        b"-1000000000",
+        b"1999999999",
+        b"\xff\xfe",
+    ];
+    let bys = [
+        0,
+        1,
+        -1,
+        999_999_999,
+        -999_999_999,
+        1_000_000_001,
+        -1_000_000_001,
+        i64::MAX,
+        i64::MIN,
+        i64::MAX - 1,
+        i64::MIN + 1,
+        123_456_789_012_345_678,
+        -123_456_789_012_345_678,
+    ];
+    let mut checked = 0;
+    for value in stored {
+        for by in bys {
+            let key = new_key();
+            let create = patch(
+                true,
+                vec![Change::Set("n".into(), Bytes::copy_from_slice(value))],
+            );
+            store.commit(&key, &create).await.expect("create");
+            let inc = patch(
+                false,
+                vec![
+                    Change::Increment("n".into(), by),
+                    Change::Increment("n".into(), by),
+                ],
+            );
+            let mut expected_values: Values =
+                [("n".to_owned(), Bytes::copy_from_slice(value))].into();
+            let expected = apply_changes(&mut expected_values, &inc, "redis");
+            let got = store.commit(&key, &inc).await;
+            let loaded = store.load(&key).await.expect("load").expect("exists");
+            match (expected, got) {
+                (Ok(counters), Ok(Committed::Applied { counters: got })) => {
+                    assert_eq!(got, counters, "{value:?} + {by} twice");
+                    assert_eq!(*loaded.values, expected_values, "{value:?} + {by}");
+                }
+                (Err(e), Err(g)) => {
+                    assert_eq!(e.kind(), g.kind(), "{value:?} + {by}");
+                    assert_eq!(
+                        loaded.values.get("n").map(|b| &b[..]),
+                        Some(*value),
+                        "a failed increment writes nothing"
+                    );
+                }
+                (e, g) => panic!("{value:?} + {by}: expected {e:?}, got {g:?}"),
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, stored.len() * bys.len());
+    store.destroy_all().await.expect("clean up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_sessions_exist_and_clear_keeps_them() {
+    let store = local_store().await;
+    let key = new_key();
+    store
+        .commit(&key, &patch(true, vec![]))
+        .await
+        .expect("create");
+    assert!(store
+        .load(&key)
+        .await
+        .expect("load")
+        .expect("exists")
+        .values
+        .is_empty());
+    store
+        .commit(
+            &key,
+            &patch(
+                false,
+                vec![Change::Set("a".into(), Bytes::from_static(b"1"))],
+            ),
+        )
+        .await
+        .expect("set");
+    let cleared = Patch {
+        clear: true,
+        ..patch(false, vec![Change::Remove("a".into())])
+    };
+    assert!(matches!(
+        store.commit(&key, &cleared).await.expect("clear"),
+        Committed::Applied { .. }
+    ));
+    let record = store.load(&key).await.expect("load").expect("still exists");
+    assert!(record.values.is_empty());
+    assert_eq!(store.count().await.expect("count"), 1);
+    store.destroy_all().await.expect("clean up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn foreign_data_under_a_session_key_is_corrupt_not_unavailable() {
+    let store = local_store().await;
+    let key = new_key();
+    let _: () = store
+        .pool()
+        .set(store.redis_key(&key), "not a hash", None, None, false)
+        .await
+        .expect("set");
+    let err = store
+        .load(&key)
+        .await
+        .expect_err("a string is not a session");
+    assert_eq!(err.kind(), &StoreErrorKind::Corrupt, "{err}");
+    assert!(std::error::Error::source(&err).is_some(), "keeps the cause");
+    let err = store
+        .commit(
+            &key,
+            &patch(false, vec![Change::Set("a".into(), Bytes::new())]),
+        )
+        .await
+        .expect_err("commit on a string");
+    assert_eq!(err.kind(), &StoreErrorKind::Corrupt, "{err}");
+    let _: () = store.pool().del(store.redis_key(&key)).await.expect("del");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_with_a_foreign_cursor_fail_cleanly() {
+    let store = local_store().await;
+    let err = store
+        .keys(Some("garbage"), 10)
+        .await
+        .expect_err("bad cursor");
+    assert_eq!(err.kind(), &StoreErrorKind::Corrupt);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prefixes_with_braces_are_refused() {
+    let err = RedisStore::builder("redis://127.0.0.1:6379")
+        .expect("url")
+        .key_prefix("app{x}:")
+        .connect()
+        .await
+        .expect_err("braces");
+    assert!(matches!(err, Error::Prefix { .. }));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connecting_to_nothing_fails_within_the_connect_timeout() {
+    let port = support::free_port();
+    let start = Instant::now();
+    let err = RedisStore::builder(&format!("redis://127.0.0.1:{port}"))
+        .expect("url")
+        .connect_timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .expect_err("nothing listens there");
+    assert!(matches!(err, Error::Connect(_)), "{err:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// Each load, commit and destroy is exactly one command (so one round trip), counted
+/// by the server itself on a Redis that only this test uses.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_round_trip_per_operation() {
+    let dir = support::TempDir::new("round-trips");
+    let server = support::RedisServer::start(dir.path(), &["--save", "", "--appendonly", "no"]);
+    let store = RedisStore::builder(&format!("redis://127.0.0.1:{}", server.port))
+        .expect("url")
+        .pool_size(1)
+        .connect()
+        .await
+        .expect("connect");
+    // Top-level commands this store may send; commands run inside scripts also count
+    // in commandstats, so only these are summed.
+    const TOP_LEVEL: [&str; 5] = ["evalsha", "eval", "del", "scan", "script|load"];
+    let sent = || -> u64 {
+        let stats = server.info("commandstats");
+        TOP_LEVEL
+            .iter()
+            .map(|c| support::command_calls(&stats, c))
+            .sum()
+    };
+    let key = new_key();
+    store.load(&key).await.expect("load");
+    store
+        .commit(
+            &key,
+            &patch(
+                true,
+                vec![Change::Set("a".into(), Bytes::from_static(b"1"))],
+            ),
+        )
+        .await
+        .expect("commit");
+
+    const N: u64 = 50;
+    let before = sent();
+    for _ in 0..N {
+        store.load(&key).await.expect("load").expect("exists");
+    }
+    let loads = sent() - before;
+    let before = sent();
+    for i in 0..N {
+        store
+            .commit(
+                &key,
+                &patch(
+                    false,
+                    vec![
+                        Change::Set("a".into(), Bytes::from(i.to_string())),
+                        Change::Increment("n".into(), 1),
+                        Change::Remove("zz".into()),
+                    ],
+                ),
+            )
+            .await
+            .expect("commit");
+    }
+    let commits = sent() - before;
+    let before = sent();
+    assert!(store.destroy(&key).await.expect("destroy"));
+    let destroys = sent() - before;
+    assert_eq!(
+        (loads, commits, destroys),
+        (N, N, 1),
+        "commands per operation"
+    );
+    let stats = server.info("commandstats");
+    assert_eq!(support::command_calls(&stats, "evalsha"), 2 * N + 2);
+    assert_eq!(
+        support::command_calls(&stats, "eval"),
+        0,
+        "scripts are loaded at connect, never sent per call"
+    );
+    drop(store);
+    drop(server);
+}
+
+/// After `SCRIPT FLUSH` (as after a restart or failover) the scripts are sent again.
+#[tokio::test(flavor = "multi_thread")]
+async fn scripts_are_resent_after_script_flush() {
+    let dir = support::TempDir::new("flush");
+    let server = support::RedisServer::start(dir.path(), &["--save", "", "--appendonly", "no"]);
+    let store = RedisStore::connect(&format!("redis://127.0.0.1:{}", server.port))
+        .await
+        .expect("connect");
+    let key = new_key();
+    store
+        .commit(&key, &patch(true, vec![Change::Increment("n".into(), 1)]))
+        .await
+        .expect("commit");
+    assert!(support::raw_command(server.port, "SCRIPT FLUSH")
+        .expect("flush")
+        .starts_with("+OK"));
+    let outcome = store
+        .commit(&key, &patch(false, vec![Change::Increment("n".into(), 2)]))
+        .await
+        .expect("commit after flush");
+    assert_eq!(outcome, Committed::Applied { counters: vec![3] });
+    assert!(support::raw_command(server.port, "SCRIPT FLUSH")
+        .expect("flush")
+        .starts_with("+OK"));
+    assert!(store.load(&key).await.expect("load after flush").is_some());
+    drop(store);
+    drop(server);
+}
