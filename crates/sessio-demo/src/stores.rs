@@ -4,12 +4,39 @@ use std::sync::Arc;
 
 use sessio::{store::Store, MemoryStore};
 
-/// Opens the store named by `spec`.
+/// The specs this build understands, for error messages.
+fn known() -> String {
+    let mut known = vec!["memory", "cookie"];
+    if cfg!(feature = "redis") {
+        known.extend([
+            "redis://…",
+            "rediss://…",
+            "redis-cluster://…",
+            "redis-sentinel://…",
+        ]);
+    }
+    known.join(", ")
+}
+
+/// Opens the store named by `spec` (`cookie` is handled by the caller: it is not a
+/// server-side store).
 pub(crate) async fn open(spec: &str) -> Result<Arc<dyn Store>, String> {
     match spec {
         "memory" => Ok(Arc::new(MemoryStore::new())),
+        #[cfg(feature = "redis")]
+        s if s.starts_with("redis://")
+            || s.starts_with("rediss://")
+            || s.starts_with("redis-cluster://")
+            || s.starts_with("redis-sentinel://") =>
+        {
+            sessio_redis::RedisStore::connect(s)
+                .await
+                .map(|store| Arc::new(store) as Arc<dyn Store>)
+                .map_err(|e| e.to_string())
+        }
         other => Err(format!(
-            "unknown store spec {other:?}; this build knows: memory, cookie"
+            "unknown store spec {other:?}; this build knows: {}",
+            known()
         )),
     }
 }
