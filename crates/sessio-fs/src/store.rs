@@ -482,10 +482,9 @@ impl Inner {
             // corrupt file (not live, but no deadline) is kept for the operator.
             match self.read_deadline(&name) {
                 Ok(Some(Ok(deadline))) if is_expired(deadline, now) => {
-                    if self.remove(&name, op)? {
-                        if let Some(key) = names::key_of(&name) {
-                            expired.push(StoreKey::from_stored(key));
-                        }
+                    let key = names::key_of(&name);
+                    if let (true, Some(key)) = (self.remove(&name, op)?, key) {
+                        expired.push(StoreKey::from_stored(key));
                     }
                 }
                 _ => {}

@@ -1,1 +1,12 @@
-//! x
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod error;
+mod store;
+
+pub use crate::{
+    error::{CorruptRecord, OpenError},
+    store::{Durability, RedbStore, RedbStoreBuilder},
+};
+pub use redb;
+pub use sessio;
