@@ -1,6 +1,9 @@
 //! `FileStore` against the store conformance suite, plus its own file handling:
 //! corrupt files, expiry purge, the purge task, and a SIGKILL restart.
 
+// Helpers outside `#[test]` functions are test code too.
+#![allow(clippy::unwrap_used)]
+
 use std::{
     io::{BufRead, BufReader, Write},
     process::{Command, Stdio},

@@ -2,6 +2,9 @@
 //! files and records, the expiry index and purge task, durability modes, and a SIGKILL
 //! restart.
 
+// Helpers outside `#[test]` functions are test code too.
+#![allow(clippy::unwrap_used)]
+
 use std::{
     io::{BufRead, BufReader, Write},
     process::{Command, Stdio},
