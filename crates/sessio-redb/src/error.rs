@@ -37,3 +37,25 @@ pub(crate) fn redact(key: &str) -> String {
     let end = key.char_indices().nth(4).map_or(key.len(), |(i, _)| i);
     format!("{}…", &key[..end])
 }
+
+/// The source of an error shared by every commit of one failed write transaction
+/// (group commit): points at the one underlying failure.
+#[derive(Debug)]
+pub(crate) struct InBatch(pub(crate) std::sync::Arc<sessio::StoreError>);
+
+impl std::fmt::Display for InBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the write transaction holding this change failed")
+    }
+}
+
+impl std::error::Error for InBatch {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+/// The writer thread dropped a change: redb panicked while applying its batch.
+#[derive(Debug, thiserror::Error)]
+#[error("the change was abandoned: redb panicked while applying it (see the log)")]
+pub(crate) struct Abandoned;

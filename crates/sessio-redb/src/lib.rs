@@ -2,7 +2,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
+mod open;
+mod ops;
 mod store;
+mod tables;
+mod writer;
 
 pub use crate::{
     error::{CorruptRecord, OpenError},

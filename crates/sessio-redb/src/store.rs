@@ -1,44 +1,37 @@
-//! [`RedbStore`] and its builder.
+//! [`RedbStore`], its builder and its background tasks.
 
 use std::{
-    ops::Bound,
-    panic::{catch_unwind, AssertUnwindSafe},
-    path::{Path, PathBuf},
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex, OnceLock, Weak,
-    },
-    time::{Duration, SystemTime},
+    path::Path,
+    sync::{mpsc, Arc, Mutex, OnceLock, Weak},
+    time::Duration,
 };
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::WriteTransaction;
 use sessio::store::{
-    apply_changes, is_expired, Committed, ExpiryListener, KeyPage, Patch, Record, Store,
-    StoreError, StoreFuture, StoreKey, StoreOp, Values,
+    Committed, ExpiryListener, KeyPage, Patch, Record, Store, StoreError, StoreFuture, StoreKey,
+    StoreOp,
 };
-use sessio_fs::format::{self, deadline_millis};
 use tokio::{
-    sync::{watch, OwnedSemaphorePermit, Semaphore},
+    sync::{oneshot, watch},
     task::JoinHandle,
 };
 
-use crate::error::{redact, CorruptRecord, OpenError};
+use crate::{
+    open::open_db,
+    ops::{Shared, Written},
+    writer::{self, abandoned, Msg},
+};
 
-const NAME: &str = "redb";
-/// Session key → encoded record (`sessio_fs::format`).
-const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessio_sessions_v1");
-/// (deadline in ms since the epoch, session key) for every session with a deadline.
-const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("sessio_expiry_v1");
-/// Sessions removed per purge transaction: bounds how long the purge holds the writer.
-const PURGE_BATCH: usize = 512;
+pub(crate) const NAME: &str = "redb";
 
 /// When a commit is durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Durability {
-    /// Every commit `fsync`s before it returns: a commit that returned `Ok` survives a
-    /// crash of the process or of the machine. Costs one `fsync` per commit (about
-    /// 1–5 ms on SSDs, far more on network disks).
+    /// A commit returns only after the write transaction holding it was `fsync`ed: a
+    /// commit that returned `Ok` survives a crash of the process or of the machine.
+    /// Concurrent commits share transactions and `fsync`s (group commit), so the cost
+    /// is one `fsync` per batch of waiting commits, not per commit.
     Immediate,
     /// Commits return without `fsync` (redb `Durability::None`) and a background task
     /// makes them durable with one `fsync` every `flush_every`. A crash of the process
@@ -53,11 +46,13 @@ pub enum Durability {
 
 /// A session store in one [redb](https://docs.rs/redb) database file.
 ///
-/// - **Atomic patches**: every commit is one redb write transaction that reads the
-///   session, applies the patch and writes it back. redb runs one write transaction at
-///   a time, so concurrent patches on distinct keys all survive and increments are
-///   exact. A failed patch (an increment of a non-integer) aborts its transaction and
-///   changes nothing. Loads are read transactions (MVCC snapshots) and never wait for
+/// - **Atomic patches**: a commit reads the session, applies the patch and writes it
+///   back inside one redb write transaction. One thread owns redb's single writer and
+///   applies queued writes in order, many per transaction (group commit), so
+///   concurrent patches on distinct keys all survive and increments are exact. A
+///   failed patch (an increment of a non-integer) writes nothing and does not disturb
+///   the others in its transaction; a failure of redb itself fails every write of that
+///   transaction. Loads are read transactions (MVCC snapshots) and never wait for
 ///   writers.
 /// - **Durability**: see [`Durability`]; the default is [`Durability::Immediate`].
 ///   Either way a crash never leaves a torn record: redb commits are atomic and
@@ -72,8 +67,9 @@ pub enum Durability {
 /// - **One process**: redb locks the file; a second process (or a second
 ///   `RedbStore` on the same path) gets an error at open. Share the store between
 ///   tasks by cloning it (cheap, an `Arc`).
-/// - **Blocking work**: redb is synchronous; every call runs on Tokio's blocking pool.
-///   Writers queue on an async semaphore first, so waiting writers hold no thread.
+/// - **Blocking work**: redb is synchronous. Writes go to the writer thread through a
+///   queue (a waiting request holds no thread); reads run on Tokio's blocking pool.
+///   A write whose future is dropped after it was queued may still be applied.
 ///
 /// # Errors and logs
 ///
@@ -111,24 +107,34 @@ pub struct RedbStore {
 impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedbStore")
-            .field("path", &self.inner.path)
-            .field("durability", &self.inner.durability)
+            .field("path", &self.inner.shared.path)
+            .field("durability", &self.inner.shared.durability)
             .finish_non_exhaustive()
     }
 }
 
 struct Inner {
-    db: redb::Database,
-    path: PathBuf,
-    durability: Durability,
-    quick_repair: bool,
-    /// One permit: the async queue in front of redb's single writer.
-    writer: Arc<Semaphore>,
-    /// Batched mode: commits since the last flush.
-    dirty: AtomicBool,
+    shared: Arc<Shared>,
+    /// To the writer thread; `None` only while dropping.
+    jobs: Option<mpsc::Sender<Msg>>,
+    writer: Option<std::thread::JoinHandle<()>>,
     listener: OnceLock<ExpiryListener>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     stop: watch::Sender<bool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queue stops the writer thread, which flushes batched commits.
+        // Waiting for it means the file is released (and durable) once the last
+        // handle is gone; it blocks for at most one batch and one `fsync`.
+        drop(self.jobs.take());
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!("redb store: the writer thread panicked");
+            }
+        }
+    }
 }
 
 /// Configures a [`RedbStore`].
@@ -182,29 +188,50 @@ impl RedbStoreBuilder {
         self
     }
 
-    /// Opens (or creates) the database file and starts the background tasks.
+    pub(crate) fn cache_size_bytes(&self) -> Option<usize> {
+        self.cache_size
+    }
+
+    pub(crate) fn quick_repair_on(&self) -> bool {
+        self.quick_repair
+    }
+
+    /// Opens (or creates) the database file and starts the writer thread and the
+    /// background tasks.
     ///
     /// Must be called within a Tokio runtime. Fails with
     /// [`StoreErrorKind::Corrupt`](sessio::StoreErrorKind::Corrupt) when the file is not
-    /// a redb database, is damaged or holds tables of another shape, and with
-    /// [`StoreErrorKind::Unavailable`](sessio::StoreErrorKind::Unavailable) on I/O errors
-    /// or when another process has it open. The source is an [`OpenError`].
+    /// a redb database, is damaged or truncated, or holds tables of another shape, and
+    /// with [`StoreErrorKind::Unavailable`](sessio::StoreErrorKind::Unavailable) on I/O
+    /// errors or when another process has it open. The source is an
+    /// [`OpenError`](crate::OpenError) naming the file and the problem.
     pub async fn open(self, path: impl AsRef<Path>) -> Result<RedbStore, StoreError> {
         let path = path.as_ref().to_owned();
         let builder = self.clone();
-        let (db, path) = blocking(StoreOp::Connect, move || {
+        let shared = blocking(StoreOp::Connect, move || {
             let db = open_db(&builder, &path)?;
-            Ok((db, path))
+            Ok(Shared {
+                db,
+                path,
+                durability: builder.durability,
+                quick_repair: builder.quick_repair,
+            })
         })
         .await?;
+        let shared = Arc::new(shared);
+        let (jobs, queue) = mpsc::channel();
+        let writer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("sessio-redb-writer".into())
+                .spawn(move || writer::run(shared, queue))
+                .map_err(|e| StoreError::unavailable(NAME, StoreOp::Connect, e))?
+        };
         let (stop, stop_rx) = watch::channel(false);
         let inner = Arc::new(Inner {
-            db,
-            path,
-            durability: self.durability,
-            quick_repair: self.quick_repair,
-            writer: Arc::new(Semaphore::new(1)),
-            dirty: AtomicBool::new(false),
+            shared,
+            jobs: Some(jobs),
+            writer: Some(writer),
             listener: OnceLock::new(),
             tasks: Mutex::new(Vec::new()),
             stop,
@@ -212,20 +239,19 @@ impl RedbStoreBuilder {
         let mut tasks = Vec::new();
         if let Some(every) = self.gc_interval {
             tasks.push(spawn_periodic(
-                "purge",
+                Task::Purge,
                 Arc::downgrade(&inner),
                 every,
                 stop_rx.clone(),
-                Inner::purge_expired,
             ));
         }
         if let Durability::Batched { flush_every } = self.durability {
+            let every = flush_every.max(Duration::from_millis(1));
             tasks.push(spawn_periodic(
-                "flush",
+                Task::Flush,
                 Arc::downgrade(&inner),
-                flush_every.max(Duration::from_millis(1)),
+                every,
                 stop_rx,
-                |inner| inner.flush().map(|()| 0),
             ));
         }
         *lock(&inner.tasks) = tasks;
@@ -237,103 +263,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn open_failed(
-    path: &Path,
-    op: StoreOp,
-    source: Option<redb::Error>,
-    panicked: Option<String>,
-) -> StoreError {
-    use redb::Error as E;
-    let (problem, corrupt) = match &source {
-        _ if panicked.is_some() => (
-            format!(
-                "the file is damaged or truncated (redb panicked reading it: {})",
-                panicked.as_deref().unwrap_or_default()
-            ),
-            true,
-        ),
-        Some(E::DatabaseAlreadyOpen) => (
-            "it is already open (in another process, or another store in this one)".to_owned(),
-            false,
-        ),
-        Some(E::Corrupted(what)) => (
-            format!("the file is damaged or not a redb database ({what})"),
-            true,
-        ),
-        Some(E::UpgradeRequired(v)) => (
-            format!("it uses redb file format {v}; migrate it with redb 2.6's `Database::upgrade`"),
-            true,
-        ),
-        Some(E::TableTypeMismatch { .. } | E::TableIsMultimap(_) | E::TableIsNotMultimap(_)) => (
-            "it holds tables named like sessio's with another layout: not a sessio database"
-                .to_owned(),
-            true,
-        ),
-        Some(E::Io(e))
-            if e.kind() == std::io::ErrorKind::InvalidData
-                || e.kind() == std::io::ErrorKind::UnexpectedEof =>
-        {
-            (
-                "the file is truncated or not a redb database".to_owned(),
-                true,
-            )
-        }
-        Some(E::Io(_)) => ("an I/O error".to_owned(), false),
-        Some(E::RepairAborted) => ("the repair after a crash was aborted".to_owned(), false),
-        Some(_) | None => ("an unexpected redb error".to_owned(), false),
-    };
-    let error = OpenError {
-        path: path.to_owned(),
-        problem,
-        source,
-    };
-    if corrupt {
-        StoreError::corrupt(NAME, op, error)
-    } else {
-        StoreError::unavailable(NAME, op, error)
-    }
-}
-
-fn open_db(builder: &RedbStoreBuilder, path: &Path) -> Result<redb::Database, StoreError> {
-    let op = StoreOp::Connect;
-    let fail = |e: redb::Error| open_failed(path, op, Some(e), None);
-    // A damaged file may make redb panic instead of returning an error (it is not
-    // hardened against arbitrary files): report that as a damaged file, too.
-    let opened = catch_unwind(AssertUnwindSafe(
-        || -> Result<redb::Database, StoreError> {
-            let mut b = redb::Builder::new();
-            if let Some(bytes) = builder.cache_size {
-                b.set_cache_size(bytes);
-            }
-            let db = b.create(path).map_err(|e| fail(e.into()))?;
-            // Create the tables (so read transactions find them) and check their shape.
-            let mut txn = db.begin_write().map_err(|e| fail(e.into()))?;
-            txn.set_quick_repair(builder.quick_repair);
-            {
-                let sessions = txn.open_table(SESSIONS).map_err(|e| fail(e.into()))?;
-                let expiry = txn.open_table(EXPIRY).map_err(|e| fail(e.into()))?;
-                // Touch the trees so that a damaged root page is found now, not on first use.
-                let _ = sessions.first().map_err(|e| fail(e.into()))?;
-                let _ = expiry.first().map_err(|e| fail(e.into()))?;
-            }
-            txn.commit().map_err(|e| fail(e.into()))?;
-            Ok(db)
-        },
-    ));
-    match opened {
-        Ok(result) => result,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "no message".to_owned());
-            Err(open_failed(path, op, None, Some(message)))
-        }
-    }
-}
-
-/// Runs blocking redb work off the async threads. A panic inside redb (a bug, or a
+/// Runs blocking redb reads off the async threads. A panic inside redb (a bug, or a
 /// damaged file it did not detect) becomes an error, never a crash of the server.
 async fn blocking<T: Send + 'static>(
     op: StoreOp,
@@ -345,22 +275,17 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Maps a redb error: corruption is [`StoreErrorKind::Corrupt`], the rest unavailable.
-fn db_error(op: StoreOp, e: impl Into<redb::Error>) -> StoreError {
-    let e = e.into();
-    if matches!(e, redb::Error::Corrupted(_)) {
-        StoreError::corrupt(NAME, op, e)
-    } else {
-        StoreError::unavailable(NAME, op, e)
-    }
+#[derive(Debug, Clone, Copy)]
+enum Task {
+    Purge,
+    Flush,
 }
 
 fn spawn_periodic(
-    what: &'static str,
+    task: Task,
     inner: Weak<Inner>,
     every: Duration,
     mut stop: watch::Receiver<bool>,
-    job: fn(&Inner) -> Result<u64, StoreError>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -369,21 +294,18 @@ fn spawn_periodic(
                 break;
             }
             let Some(inner) = inner.upgrade() else { break };
-            let permit = inner.writer.clone().acquire_owned().await;
-            let result = blocking(StoreOp::PurgeExpired, move || {
-                let _permit = permit;
-                job(&inner)
-            })
-            .await;
+            let store = RedbStore { inner };
+            let result = match task {
+                Task::Purge => store.purge_expired().await,
+                Task::Flush => store.flush().await.map(|()| 0),
+            };
             match result {
                 Ok(0) => {}
-                Ok(n) => tracing::debug!(task = what, removed = n, "redb store: task ran"),
-                Err(e) => {
-                    tracing::warn!(task = what, error = %e, "redb store: background task failed")
-                }
+                Ok(n) => tracing::debug!(removed = n, "redb store: purged expired sessions"),
+                Err(e) => tracing::warn!(?task, error = %e, "redb store: background task failed"),
             }
         }
-        tracing::debug!(task = what, "redb store: task stopped");
+        tracing::debug!(?task, "redb store: task stopped");
     })
 }
 
@@ -401,36 +323,40 @@ impl RedbStore {
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        &self.inner.shared.path
     }
 
     /// The durability mode.
     pub fn durability(&self) -> Durability {
-        self.inner.durability
+        self.inner.shared.durability
     }
 
-    /// Deletes every expired session now, calling the expiry listener for each;
-    /// returns how many were deleted.
+    /// Deletes every expired session now (in transactions of up to 512), calling the
+    /// expiry listener for each; returns how many were deleted.
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
-        let inner = self.inner.clone();
-        let permit = self.writer().await?;
-        blocking(StoreOp::PurgeExpired, move || {
-            let _permit = permit;
-            inner.purge_expired()
-        })
-        .await
+        let mut total = 0;
+        loop {
+            let (expired, more) = self
+                .write(StoreOp::PurgeExpired, |shared, txn| shared.purge(txn))
+                .await?;
+            total += expired.len() as u64;
+            if let Some(listener) = self.inner.listener.get() {
+                for key in &expired {
+                    listener(key);
+                }
+            }
+            if !more {
+                return Ok(total);
+            }
+        }
     }
 
-    /// Makes every commit so far durable (one `fsync`). A no-op with
+    /// Makes every commit so far durable (one `fsync`). Cheap with
     /// [`Durability::Immediate`], where every commit already is.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let inner = self.inner.clone();
-        let permit = self.writer().await?;
-        blocking(StoreOp::Commit, move || {
-            let _permit = permit;
-            inner.flush()
-        })
-        .await
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Flush(tx), StoreOp::Commit)?;
+        rx.await.unwrap_or_else(|_| Err(abandoned(StoreOp::Commit)))
     }
 
     /// Stops the background tasks, waits for them, and flushes. The store keeps
@@ -445,308 +371,32 @@ impl RedbStore {
         self.flush().await
     }
 
-    async fn writer(&self) -> Result<OwnedSemaphorePermit, StoreError> {
-        // The semaphore is never closed; this cannot fail in practice.
-        self.inner
-            .writer
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| StoreError::unavailable(NAME, StoreOp::Commit, e))
+    fn send(&self, msg: Msg, op: StoreOp) -> Result<(), StoreError> {
+        match &self.inner.jobs {
+            Some(jobs) if jobs.send(msg).is_ok() => Ok(()),
+            _ => Err(abandoned(op)),
+        }
     }
 
     fn write<'a, T: Send + 'static>(
         &'a self,
         op: StoreOp,
-        f: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+        work: impl FnOnce(&Shared, &WriteTransaction) -> Written<T> + Send + 'static,
     ) -> StoreFuture<'a, T> {
-        let inner = self.inner.clone();
         StoreFuture::new(async move {
-            // The permit moves into the blocking task: the queue stays ordered even if
-            // this future is dropped while redb works.
-            let permit = self.writer().await?;
-            blocking(op, move || {
-                let _permit = permit;
-                f(&inner)
-            })
-            .await
+            let (job, answer) = writer::job(op, work);
+            self.send(Msg::Job(job), op)?;
+            answer.await.unwrap_or_else(|_| Err(abandoned(op)))
         })
     }
 
     fn read<'a, T: Send + 'static>(
         &'a self,
         op: StoreOp,
-        f: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Shared) -> Result<T, StoreError> + Send + 'static,
     ) -> StoreFuture<'a, T> {
-        let inner = self.inner.clone();
-        StoreFuture::new(blocking(op, move || f(&inner)))
-    }
-}
-
-impl Inner {
-    fn begin_write(&self, op: StoreOp) -> Result<redb::WriteTransaction, StoreError> {
-        let mut txn = self.db.begin_write().map_err(|e| db_error(op, e))?;
-        if matches!(self.durability, Durability::Batched { .. }) {
-            txn.set_durability(redb::Durability::None)
-                .map_err(|e| db_error(op, redb::Error::from(e)))?;
-        }
-        txn.set_quick_repair(self.quick_repair);
-        Ok(txn)
-    }
-
-    fn finish(&self, txn: redb::WriteTransaction, op: StoreOp) -> Result<(), StoreError> {
-        txn.commit().map_err(|e| db_error(op, e))?;
-        if matches!(self.durability, Durability::Batched { .. }) {
-            self.dirty.store(true, Ordering::Release);
-        }
-        Ok(())
-    }
-
-    fn decode(&self, key: &str, bytes: &[u8], op: StoreOp) -> Result<Record, StoreError> {
-        format::decode(bytes).map_err(|source| {
-            StoreError::corrupt(
-                NAME,
-                op,
-                CorruptRecord {
-                    session: redact(key),
-                    path: self.path.clone(),
-                    source,
-                },
-            )
-        })
-    }
-
-    fn load(&self, key: &str) -> Result<Option<Record>, StoreError> {
-        let op = StoreOp::Load;
-        let now = SystemTime::now();
-        let txn = self.db.begin_read().map_err(|e| db_error(op, e))?;
-        let table = txn.open_table(SESSIONS).map_err(|e| db_error(op, e))?;
-        let Some(raw) = table.get(key).map_err(|e| db_error(op, e))? else {
-            return Ok(None);
-        };
-        let record = self.decode(key, raw.value(), op)?;
-        Ok((!is_expired(record.expires_at, now)).then_some(record))
-    }
-
-    fn commit(&self, key: &str, patch: &Patch) -> Result<Committed, StoreError> {
-        let op = StoreOp::Commit;
-        let now = SystemTime::now();
-        let txn = self.begin_write(op)?;
-        let counters = {
-            let mut sessions = txn.open_table(SESSIONS).map_err(|e| db_error(op, e))?;
-            let mut expiry = txn.open_table(EXPIRY).map_err(|e| db_error(op, e))?;
-            let old = match sessions.get(key).map_err(|e| db_error(op, e))? {
-                Some(raw) => Some(self.decode(key, raw.value(), op)?),
-                None => None,
-            };
-            let old_deadline = old.as_ref().and_then(|r| r.expires_at);
-            let mut values = match old.filter(|r| !is_expired(r.expires_at, now)) {
-                Some(live) => Arc::unwrap_or_clone(live.values),
-                None if patch.create => Values::new(),
-                // Dropping the transaction aborts it: nothing written.
-                None => return Ok(Committed::Missing),
-            };
-            // On error the transaction is dropped (aborted): the patch is all-or-nothing.
-            let counters = apply_changes(&mut values, patch, NAME)?;
-            let bytes = format::encode(&values, patch.expires_at);
-            sessions
-                .insert(key, bytes.as_slice())
-                .map_err(|e| db_error(op, e))?;
-            if old_deadline != patch.expires_at {
-                if let Some(t) = old_deadline {
-                    expiry
-                        .remove((deadline_millis(t), key))
-                        .map_err(|e| db_error(op, e))?;
-                }
-                if let Some(t) = patch.expires_at {
-                    expiry
-                        .insert((deadline_millis(t), key), ())
-                        .map_err(|e| db_error(op, e))?;
-                }
-            }
-            counters
-        };
-        self.finish(txn, op)?;
-        Ok(Committed::Applied { counters })
-    }
-
-    fn destroy(&self, key: &str) -> Result<bool, StoreError> {
-        let op = StoreOp::Destroy;
-        let now = SystemTime::now();
-        let txn = self.begin_write(op)?;
-        let live = {
-            let mut sessions = txn.open_table(SESSIONS).map_err(|e| db_error(op, e))?;
-            let mut expiry = txn.open_table(EXPIRY).map_err(|e| db_error(op, e))?;
-            let Some(raw) = sessions.remove(key).map_err(|e| db_error(op, e))? else {
-                return Ok(false);
-            };
-            match format::decode_deadline(raw.value()) {
-                Ok(deadline) => {
-                    drop(raw);
-                    if let Some(t) = deadline {
-                        expiry
-                            .remove((deadline_millis(t), key))
-                            .map_err(|e| db_error(op, e))?;
-                    }
-                    !is_expired(deadline, now)
-                }
-                // A damaged record is removed like any other and counts as existing
-                // (its index entry, if any, is dropped by the purge).
-                Err(_) => true,
-            }
-        };
-        self.finish(txn, op)?;
-        Ok(live)
-    }
-
-    /// Live sessions: every record minus those whose deadline has passed (found
-    /// through the index, so the cost is proportional to the expired ones).
-    fn count_live(
-        sessions: &impl ReadableTableMetadata,
-        expiry: &impl ReadableTable<(u64, &'static str), ()>,
-        now: SystemTime,
-        op: StoreOp,
-    ) -> Result<u64, StoreError> {
-        let total = sessions.len().map_err(|e| db_error(op, e))?;
-        let expired = expiry
-            .range::<(u64, &str)>(..(deadline_millis(now) + 1, ""))
-            .map_err(|e| db_error(op, e))?
-            .count() as u64;
-        Ok(total.saturating_sub(expired))
-    }
-
-    fn count(&self) -> Result<u64, StoreError> {
-        let op = StoreOp::Count;
-        let txn = self.db.begin_read().map_err(|e| db_error(op, e))?;
-        let sessions = txn.open_table(SESSIONS).map_err(|e| db_error(op, e))?;
-        let expiry = txn.open_table(EXPIRY).map_err(|e| db_error(op, e))?;
-        Self::count_live(&sessions, &expiry, SystemTime::now(), op)
-    }
-
-    fn destroy_all(&self) -> Result<u64, StoreError> {
-        let op = StoreOp::DestroyAll;
-        let txn = self.begin_write(op)?;
-        let live = {
-            let sessions = txn.open_table(SESSIONS).map_err(|e| db_error(op, e))?;
-            let expiry = txn.open_table(EXPIRY).map_err(|e| db_error(op, e))?;
-            Self::count_live(&sessions, &expiry, SystemTime::now(), op)?
-        };
-        txn.delete_table(SESSIONS).map_err(|e| db_error(op, e))?;
-        txn.delete_table(EXPIRY).map_err(|e| db_error(op, e))?;
-        txn.open_table(SESSIONS).map_err(|e| db_error(op, e))?;
-        txn.open_table(EXPIRY).map_err(|e| db_error(op, e))?;
-        self.finish(txn, op)?;
-        Ok(live)
-    }
-
-    fn keys(&self, cursor: Option<&str>, limit: usize) -> Result<KeyPage, StoreError> {
-        let op = StoreOp::Keys;
-        let now = SystemTime::now();
-        let limit = limit.max(1);
-        let txn = self.db.begin_read().map_err(|e| db_error(op, e))?;
-        let sessions = txn.open_table(SESSIONS).map_err(|e| db_error(op, e))?;
-        let start = cursor.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut rows = sessions
-            .range::<&str>((start, Bound::Unbounded))
-            .map_err(|e| db_error(op, e))?;
-        let mut page = KeyPage::default();
-        for row in rows.by_ref() {
-            let (key, value) = row.map_err(|e| db_error(op, e))?;
-            // Only the header is read; damaged records are not live sessions.
-            if matches!(format::decode_deadline(value.value()), Ok(d) if !is_expired(d, now)) {
-                page.keys.push(StoreKey::from_stored(key.value()));
-                if page.keys.len() == limit {
-                    break;
-                }
-            }
-        }
-        if rows.next().is_some() {
-            page.next = page.keys.last().map(|k| k.as_str().to_owned());
-        }
-        Ok(page)
-    }
-
-    fn purge_expired(&self) -> Result<u64, StoreError> {
-        let op = StoreOp::PurgeExpired;
-        let mut total = 0;
-        loop {
-            let now_ms = deadline_millis(SystemTime::now());
-            let txn = self.begin_write(op)?;
-            let mut expired = Vec::new();
-            {
-                let mut sessions = txn.open_table(SESSIONS).map_err(|e| db_error(op, e))?;
-                let mut expiry = txn.open_table(EXPIRY).map_err(|e| db_error(op, e))?;
-                let mut due = Vec::new();
-                for row in expiry
-                    .range::<(u64, &str)>(..(now_ms + 1, ""))
-                    .map_err(|e| db_error(op, e))?
-                    .take(PURGE_BATCH)
-                {
-                    let (entry, ()) = row.map(|(k, _)| (k, ())).map_err(|e| db_error(op, e))?;
-                    let (deadline, key) = entry.value();
-                    due.push((deadline, key.to_owned()));
-                }
-                for (deadline, key) in &due {
-                    expiry
-                        .remove((*deadline, key.as_str()))
-                        .map_err(|e| db_error(op, e))?;
-                    // Remove the record only if it still has this deadline (the index
-                    // is kept exact by every commit; this is a second check).
-                    let matches = match sessions.get(key.as_str()).map_err(|e| db_error(op, e))? {
-                        Some(raw) => matches!(
-                            format::decode_deadline(raw.value()),
-                            Ok(Some(t)) if deadline_millis(t) == *deadline
-                        ),
-                        None => false,
-                    };
-                    if matches {
-                        sessions.remove(key.as_str()).map_err(|e| db_error(op, e))?;
-                        expired.push(StoreKey::from_stored(key.as_str()));
-                    }
-                }
-                if due.is_empty() {
-                    drop((sessions, expiry));
-                    drop(txn);
-                    return Ok(total);
-                }
-            }
-            let full = expired.len() == PURGE_BATCH;
-            self.finish(txn, op)?;
-            total += expired.len() as u64;
-            if let Some(listener) = self.listener.get() {
-                for key in &expired {
-                    listener(key);
-                }
-            }
-            if !full {
-                return Ok(total);
-            }
-        }
-    }
-
-    /// Batched mode: one durable (empty) commit makes every earlier commit durable.
-    fn flush(&self) -> Result<(), StoreError> {
-        if !self.dirty.swap(false, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let op = StoreOp::Commit;
-        let result = self
-            .db
-            .begin_write()
-            .map_err(|e| db_error(op, e))
-            .and_then(|txn| txn.commit().map_err(|e| db_error(op, e)));
-        if result.is_err() {
-            self.dirty.store(true, Ordering::Release);
-        }
-        result
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Err(e) = self.flush() {
-            tracing::error!(error = %e, "redb store: the final flush failed; the last commits may be lost");
-        }
+        let shared = self.inner.shared.clone();
+        StoreFuture::new(blocking(op, move || f(&shared)))
     }
 }
 
@@ -757,34 +407,36 @@ impl Store for RedbStore {
 
     fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Record>> {
         let key = key.clone();
-        self.read(StoreOp::Load, move |inner| inner.load(key.as_str()))
+        self.read(StoreOp::Load, move |shared| shared.load(key.as_str()))
     }
 
     fn commit<'a>(&'a self, key: &'a StoreKey, patch: &'a Patch) -> StoreFuture<'a, Committed> {
         let key = key.clone();
         let patch = patch.clone();
-        self.write(StoreOp::Commit, move |inner| {
-            inner.commit(key.as_str(), &patch)
+        self.write(StoreOp::Commit, move |shared, txn| {
+            shared.commit(txn, key.as_str(), &patch)
         })
     }
 
     fn destroy<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, bool> {
         let key = key.clone();
-        self.write(StoreOp::Destroy, move |inner| inner.destroy(key.as_str()))
+        self.write(StoreOp::Destroy, move |shared, txn| {
+            shared.destroy(txn, key.as_str())
+        })
     }
 
     fn destroy_all(&self) -> StoreFuture<'_, u64> {
-        self.write(StoreOp::DestroyAll, Inner::destroy_all)
+        self.write(StoreOp::DestroyAll, |shared, txn| shared.destroy_all(txn))
     }
 
     fn count(&self) -> StoreFuture<'_, u64> {
-        self.read(StoreOp::Count, Inner::count)
+        self.read(StoreOp::Count, Shared::count)
     }
 
     fn keys<'a>(&'a self, cursor: Option<&'a str>, limit: usize) -> StoreFuture<'a, KeyPage> {
         let cursor = cursor.map(str::to_owned);
-        self.read(StoreOp::Keys, move |inner| {
-            inner.keys(cursor.as_deref(), limit)
+        self.read(StoreOp::Keys, move |shared| {
+            shared.keys(cursor.as_deref(), limit)
         })
     }
 

@@ -461,3 +461,55 @@ async fn batched_commits_survive_sigkill_up_to_the_last_flush() {
         "{count} sessions, {flushed} flushed, {acked} acked"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_patch_does_not_disturb_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(dir.path().join("s.redb")).await.unwrap();
+    let good = StoreKey::from_stored("good");
+    let text = StoreKey::from_stored("text");
+    store
+        .commit(&good, &create(&[], Duration::from_secs(60)))
+        .await
+        .unwrap();
+    store
+        .commit(&text, &create(&[("t", "\"abc\"")], Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let update = |key: &str, by: i64| Patch {
+        create: false,
+        changes: vec![Change::Increment(key.into(), by)],
+        ..create(&[], Duration::from_secs(60))
+    };
+    // Concurrent commits land in shared transactions (group commit); the bad ones
+    // must fail alone.
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let store = store.clone();
+            let (good, text) = (good.clone(), text.clone());
+            let (good_patch, bad_patch) = (update("n", 1), update("t", 1));
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    store.commit(&good, &good_patch).await.map(|_| ())
+                } else {
+                    store.commit(&text, &bad_patch).await.map(|_| ())
+                }
+            })
+        })
+        .collect();
+    let mut failed = 0;
+    for t in tasks {
+        if let Err(e) = t.await.unwrap() {
+            assert!(
+                matches!(e.kind(), StoreErrorKind::NotAnInteger { .. }),
+                "{e}"
+            );
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 50);
+    let n = store.load(&good).await.unwrap().unwrap().values["n"].clone();
+    assert_eq!(n, Bytes::from_static(b"50"));
+    let t = store.load(&text).await.unwrap().unwrap().values["t"].clone();
+    assert_eq!(t, Bytes::from_static(b"\"abc\""));
+}
