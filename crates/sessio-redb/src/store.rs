@@ -75,8 +75,8 @@ pub enum Durability {
 ///
 /// A file that is not a redb database, is damaged or truncated fails
 /// [`open`](RedbStoreBuilder::open) with [`StoreErrorKind::Corrupt`](sessio::StoreErrorKind::Corrupt)
-/// and an [`OpenError`] naming the file and the problem. A damaged record fails only
-/// that session, with a [`CorruptRecord`] that names the session by its first 4
+/// and an [`OpenError`](crate::OpenError) naming the file and the problem. A damaged record fails only
+/// that session, with a [`CorruptRecord`](crate::CorruptRecord) that names the session by its first 4
 /// characters (store keys are session ids: secrets).
 ///
 /// ```
