@@ -2,7 +2,8 @@
 //! durability mode, at a given number of stored sessions (criterion reports means and
 //! medians only; this reports the tail).
 //!
-//! `cargo run --release -p sessio-redb --example latency -- [SESSIONS]` (default 10000)
+//! `cargo run --release -p sessio-redb --example latency -- [SESSIONS] [redb]`
+//! (default 10000 sessions; `redb` skips the file store, whose fill is slow at 1M)
 
 use std::{
     sync::{
@@ -130,6 +131,7 @@ async fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(10_000);
+    let with_fs = std::env::args().nth(2).as_deref() != Some("redb");
     let ops = 1000;
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("latency.redb");
@@ -187,7 +189,12 @@ async fn main() {
         measure(name, Arc::new(store.clone()), sessions, ops).await;
         store.shutdown().await.expect("shutdown");
     }
-    for (name, fsync) in [("fs, fsync", true), ("fs, no fsync", false)] {
+    let fs_modes: &[(&str, bool)] = if with_fs {
+        &[("fs, fsync", true), ("fs, no fsync", false)]
+    } else {
+        &[]
+    };
+    for &(name, fsync) in fs_modes {
         let store = FileStore::builder()
             .fsync(fsync)
             .gc_interval(None)
