@@ -157,10 +157,12 @@ async fn main() {
                 .commit(&key(i), &patch(true, 20, 0))
                 .await
                 .expect("fill");
-            fill_fs
-                .commit(&key(i), &patch(true, 20, 0))
-                .await
-                .expect("fill");
+            if with_fs {
+                fill_fs
+                    .commit(&key(i), &patch(true, 20, 0))
+                    .await
+                    .expect("fill");
+            }
         }
         fill_db.shutdown().await.expect("flush");
     }
