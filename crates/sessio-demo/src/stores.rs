@@ -7,6 +7,12 @@ use sessio::{store::Store, MemoryStore};
 /// The specs this build understands, for error messages.
 fn known() -> String {
     let mut known = vec!["memory", "cookie"];
+    if cfg!(feature = "redb") {
+        known.push("redb:PATH");
+    }
+    if cfg!(feature = "fs") {
+        known.push("fs:DIR");
+    }
     if cfg!(feature = "redis") {
         known.extend([
             "redis://…",
@@ -34,6 +40,16 @@ pub(crate) async fn open(spec: &str) -> Result<Arc<dyn Store>, String> {
                 .map(|store| Arc::new(store) as Arc<dyn Store>)
                 .map_err(|e| e.to_string())
         }
+        #[cfg(feature = "redb")]
+        s if s.starts_with("redb:") => sessio_redb::RedbStore::open(&s["redb:".len()..])
+            .await
+            .map(|store| Arc::new(store) as Arc<dyn Store>)
+            .map_err(|e| e.to_string()),
+        #[cfg(feature = "fs")]
+        s if s.starts_with("fs:") => sessio_fs::FileStore::open(&s["fs:".len()..])
+            .await
+            .map(|store| Arc::new(store) as Arc<dyn Store>)
+            .map_err(|e| e.to_string()),
         other => Err(format!(
             "unknown store spec {other:?}; this build knows: {}",
             known()
