@@ -1,0 +1,155 @@
+//! [`SessionMiddleware`] and the service it makes.
+
+use std::{
+    future::{ready, Future, Ready},
+    pin::Pin,
+    rc::Rc,
+};
+
+use actix_web::{
+    body::{EitherBody, MessageBody},
+    dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform},
+    http::{
+        header::{HeaderValue, COOKIE, SET_COOKIE},
+        StatusCode,
+    },
+    HttpMessage, HttpResponse,
+};
+use sessio::Sessions;
+
+/// actix-web middleware that gives every request the session of a [`Sessions`]
+/// manager.
+///
+/// For each request it parses the cookie (no store access) and inserts a
+/// [`LazySession`](sessio::LazySession) into the request extensions, which the
+/// [`Session`](crate::Session) extractor loads on first use. After the handler, a
+/// session that was used is committed and its `Set-Cookie` headers appended.
+///
+/// ```
+/// use actix_web::{http::StatusCode, web, App};
+/// use sessio_actix::{SessionMiddleware, Sessions};
+///
+/// let sessions = Sessions::builder().build()?;
+/// let app = App::new()
+///     .wrap(SessionMiddleware::new(sessions).error_status(StatusCode::INTERNAL_SERVER_ERROR))
+///     .route("/", web::get().to(|| async { "no session here: costs one cookie parse" }));
+/// # Ok::<(), sessio::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SessionMiddleware {
+    sessions: Sessions,
+    error_status: StatusCode,
+}
+
+impl SessionMiddleware {
+    /// A middleware for `sessions`.
+    pub fn new(sessions: Sessions) -> Self {
+        SessionMiddleware {
+            sessions,
+            error_status: StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The status of the response when committing the session fails after the handler
+    /// ran (default `503 Service Unavailable`). The handler's response is dropped then:
+    /// the client must not believe a write succeeded that was not stored.
+    #[must_use]
+    pub fn error_status(mut self, status: StatusCode) -> Self {
+        self.error_status = status;
+        self
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for SessionMiddleware
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Transform = SessionService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(SessionService {
+            inner: Rc::new(service),
+            config: self.clone(),
+        }))
+    }
+}
+
+/// The service made by [`SessionMiddleware`].
+#[derive(Debug)]
+pub struct SessionService<S> {
+    inner: Rc<S>,
+    config: SessionMiddleware,
+}
+
+/// Whether the connection itself is TLS (not what a client claims in headers).
+fn is_tls(req: &ServiceRequest) -> bool {
+    req.app_config().secure() || req.uri().scheme_str() == Some("https")
+}
+
+/// The request's `Cookie` and `X-Forwarded-Proto` headers as an `http` 1.x map, the
+/// only headers the core reads. actix 4 uses `http` 0.2 types, so they are copied.
+fn session_headers(req: &ServiceRequest) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    for value in req.headers().get_all(COOKIE) {
+        if let Ok(v) = http::HeaderValue::from_bytes(value.as_bytes()) {
+            map.append(http::header::COOKIE, v);
+        }
+    }
+    if let Some(value) = req.headers().get("x-forwarded-proto") {
+        if let Ok(v) = http::HeaderValue::from_bytes(value.as_bytes()) {
+            map.insert("x-forwarded-proto", v);
+        }
+    }
+    map
+}
+
+impl<S, B> Service<ServiceRequest> for SessionService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    forward_ready!(inner);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let lazy = self
+            .config
+            .sessions
+            .lazy(&session_headers(&req), is_tls(&req));
+        req.extensions_mut().insert(lazy.clone());
+        let error_status = self.config.error_status;
+        let inner = Rc::clone(&self.inner);
+        Box::pin(async move {
+            let mut res = inner.call(req).await?;
+            if lazy.get().is_none() {
+                return Ok(res.map_into_left_body());
+            }
+            match lazy.finish().await {
+                Ok(cookies) => {
+                    let headers = res.headers_mut();
+                    for cookie in cookies {
+                        // Values made by the core are valid header bytes.
+                        if let Ok(v) = HeaderValue::from_bytes(cookie.as_bytes()) {
+                            headers.append(SET_COOKIE, v);
+                        }
+                    }
+                    Ok(res.map_into_left_body())
+                }
+                Err(error) => {
+                    tracing::error!(%error, "committing the session failed; answering {error_status}");
+                    let response = HttpResponse::build(error_status)
+                        .body("the session store is unavailable, please retry");
+                    Ok(res.into_response(response).map_into_right_body())
+                }
+            }
+        })
+    }
+}
