@@ -2,7 +2,10 @@
 
 use std::fmt;
 
-use actix_web::{http::StatusCode, HttpResponse, ResponseError};
+use actix_web::{
+    http::{header::ContentType, StatusCode},
+    HttpResponse, ResponseError,
+};
 
 /// A [`sessio::Error`] that actix can turn into a response, so that handlers can
 /// return `Result<_, sessio_actix::Error>` and use `?` on every session call.
@@ -61,6 +64,8 @@ impl ResponseError for Error {
         } else {
             tracing::error!(error = %self.0, "session error");
         }
-        HttpResponse::build(status).body(status.canonical_reason().unwrap_or("session error"))
+        HttpResponse::build(status)
+            .content_type(ContentType::plaintext())
+            .body(status.canonical_reason().unwrap_or("session error"))
     }
 }

@@ -43,26 +43,26 @@ pub(crate) fn router(sessions: Sessions) -> Router {
 }
 
 #[derive(Deserialize)]
-struct Login {
-    user: String,
+pub(crate) struct Login {
+    pub(crate) user: String,
 }
 
 #[derive(Deserialize)]
-struct Key {
-    key: String,
+pub(crate) struct Key {
+    pub(crate) key: String,
 }
 
 #[derive(Deserialize)]
-struct KeyValue {
-    key: String,
-    value: String,
+pub(crate) struct KeyValue {
+    pub(crate) key: String,
+    pub(crate) value: String,
 }
 
 #[derive(Deserialize)]
-struct Incr {
-    key: String,
+pub(crate) struct Incr {
+    pub(crate) key: String,
     #[serde(default = "one")]
-    by: i64,
+    pub(crate) by: i64,
 }
 
 fn one() -> i64 {
@@ -70,12 +70,17 @@ fn one() -> i64 {
 }
 
 #[derive(Deserialize)]
-struct Expire {
-    secs: u64,
+pub(crate) struct Expire {
+    pub(crate) secs: u64,
 }
 
 /// The home page: who is logged in, pending flash messages (shown once), links.
 async fn index(session: Session) -> Result<Html<String>> {
+    Ok(Html(home_page(&session)?))
+}
+
+/// The home page's HTML (shared with the actix app).
+pub(crate) fn home_page(session: &Session) -> std::result::Result<String, sessio::Error> {
     let user: Option<String> = session.get("user")?;
     let authenticated = session.get_or("authenticated", false)?;
     let flashes = session.get_flashes()?;
@@ -123,7 +128,7 @@ async fn index(session: Session) -> Result<Html<String>> {
         page += &format!("<li><a href=\"{href}\">{href}</a>: {what}</li>\n");
     }
     page += "</ul>\n</body></html>\n";
-    Ok(Html(page))
+    Ok(page)
 }
 
 fn escape(s: &str) -> String {
@@ -160,7 +165,7 @@ async fn set(session: Session, Query(q): Query<KeyValue>) -> Result<&'static str
 }
 
 /// Strings as they are; anything else (numbers from `/incr`, booleans) as JSON.
-fn plain(value: &serde_json::Value) -> String {
+pub(crate) fn plain(value: &serde_json::Value) -> String {
     value
         .as_str()
         .map_or_else(|| value.to_string(), str::to_owned)

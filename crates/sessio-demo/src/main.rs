@@ -2,13 +2,14 @@
 //! drive over real HTTP. `sessio-demo --help` lists the flags; the routes are listed on
 //! its home page and in the README.
 
+mod actix_app;
 mod app;
 mod error;
 mod stores;
 
 use std::{net::SocketAddr, time::Duration};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use sessio::{
     secure::{Key, Keys},
     store::CookieStore,
@@ -40,9 +41,21 @@ struct Args {
     /// The session cookie's name.
     #[arg(long, default_value = "sessio")]
     cookie_name: String,
-    /// Tokio worker threads (default: one per core).
+    /// Tokio worker threads (default: one per core); with actix, its worker threads.
     #[arg(long)]
     workers: Option<usize>,
+    /// The web framework serving the routes (the same routes on both).
+    #[arg(long, value_enum, default_value_t = Framework::Axum)]
+    framework: Framework,
+}
+
+/// `--framework`: which adapter serves the demo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Framework {
+    /// axum with `sessio-axum`.
+    Axum,
+    /// actix-web with `sessio-actix`.
+    Actix,
 }
 
 fn main() -> std::process::ExitCode {
@@ -97,9 +110,16 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     println!("listening on http://{local}");
-    let app = app::router(sessions);
+    let served = async {
+        match args.framework {
+            Framework::Axum => axum::serve(listener, app::router(sessions))
+                .await
+                .map_err(|e| e.to_string()),
+            Framework::Actix => actix_app::serve(listener, sessions, args.workers).await,
+        }
+    };
     tokio::select! {
-        served = axum::serve(listener, app) => served.map_err(|e| e.to_string()),
+        served = served => served,
         () = shutdown_signal() => Ok(()),
     }
 }

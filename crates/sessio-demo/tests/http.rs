@@ -8,9 +8,56 @@ use std::time::Duration;
 
 use support::{pair, session_cookie, Demo};
 
-#[tokio::test]
-async fn login_secret_logout() {
-    let demo = Demo::start(&[]);
+/// Every test below runs once per framework (`--framework axum` and `--framework
+/// actix`): one suite, two apps, so the adapters cannot drift apart. A test written
+/// but not listed here is dead code, which clippy rejects.
+macro_rules! on_both_frameworks {
+    ($($name:ident),* $(,)?) => {
+        mod axum {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name("axum").await;
+            })*
+        }
+        mod actix {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name("actix").await;
+            })*
+        }
+    };
+}
+
+on_both_frameworks!(
+    login_secret_logout,
+    login_regenerates_the_id_and_kills_the_old_one,
+    values_set_get_delete_clear_all,
+    incr_counts_and_rejects_non_integers,
+    two_hundred_concurrent_increments_are_exact,
+    sixty_four_concurrent_sets_of_distinct_keys_are_all_kept,
+    flash_messages_live_until_read_once,
+    destroy_removes_server_data_and_expires_the_cookie,
+    reads_create_nothing_and_set_no_cookie,
+    hostile_cookies_get_a_fresh_session_never_an_error,
+    idle_sessions_expire_and_update_expiration_extends_one,
+    sliding_expiry_keeps_active_sessions_alive,
+    absolute_lifetime_ends_even_active_sessions,
+    cookie_attributes_and_name,
+    healthz_and_home_page,
+    hit_counts_per_session,
+    cookie_store_demo_keeps_sessions_client_side,
+    key_file_signs_ids_and_tampering_gets_a_fresh_session,
+);
+
+/// The demo served by `framework`, with `args`.
+fn demo(framework: &str, args: &[&str]) -> Demo {
+    let mut all = vec!["--framework", framework];
+    all.extend_from_slice(args);
+    Demo::start(&all)
+}
+
+async fn login_secret_logout(fw: &'static str) {
+    let demo = demo(fw, &[]);
     let b = demo.browser();
     assert_eq!(demo.get(&b, "/secret").await.0, 403);
     let res = b.get(demo.url("/login?user=kataras")).send().await.unwrap();
@@ -24,9 +71,8 @@ async fn login_secret_logout() {
     assert_eq!(demo.get(&b, "/secret").await.0, 403);
 }
 
-#[tokio::test]
-async fn login_regenerates_the_id_and_kills_the_old_one() {
-    let demo = Demo::start(&[]);
+async fn login_regenerates_the_id_and_kills_the_old_one(fw: &'static str) {
+    let demo = demo(fw, &[]);
     let raw = demo.raw();
     let res = raw
         .get(demo.url("/set?key=a&value=1"))
@@ -66,9 +112,8 @@ async fn login_regenerates_the_id_and_kills_the_old_one() {
     assert_eq!(res.text().await.unwrap(), "1");
 }
 
-#[tokio::test]
-async fn values_set_get_delete_clear_all() {
-    let demo = Demo::start(&[]);
+async fn values_set_get_delete_clear_all(fw: &'static str) {
+    let demo = demo(fw, &[]);
     let b = demo.browser();
     assert_eq!(demo.get(&b, "/get?key=color").await.0, 404);
     assert_eq!(demo.get(&b, "/set?key=color&value=blue").await.0, 200);
@@ -95,9 +140,8 @@ async fn values_set_get_delete_clear_all() {
     assert_eq!(demo.get(&b, "/set").await.0, 400, "missing parameters");
 }
 
-#[tokio::test]
-async fn incr_counts_and_rejects_non_integers() {
-    let demo = Demo::start(&[]);
+async fn incr_counts_and_rejects_non_integers(fw: &'static str) {
+    let demo = demo(fw, &[]);
     let b = demo.browser();
     assert_eq!(demo.get(&b, "/incr?key=n").await, (200, "1".into()));
     assert_eq!(demo.get(&b, "/incr?key=n&by=10").await, (200, "11".into()));
@@ -109,9 +153,8 @@ async fn incr_counts_and_rejects_non_integers() {
     assert_eq!(demo.get(&b, "/get?key=s").await, (200, "text".into()));
 }
 
-#[tokio::test]
-async fn two_hundred_concurrent_increments_are_exact() {
-    let demo = Demo::start(&[]);
+async fn two_hundred_concurrent_increments_are_exact(fw: &'static str) {
+    let demo = demo(fw, &[]);
     let b = demo.browser();
     assert_eq!(demo.get(&b, "/incr?key=n&by=0").await, (200, "0".into()));
     let tasks: Vec<_> = (0..200)
@@ -128,9 +171,8 @@ async fn two_hundred_concurrent_increments_are_exact() {
     assert_eq!(demo.count().await, 1);
 }
 
-#[tokio::test]
-async fn sixty_four_concurrent_sets_of_distinct_keys_are_all_kept() {
-    let demo = Demo::start(&[]);
+async fn sixty_four_concurrent_sets_of_distinct_keys_are_all_kept(fw: &'static str) {
+    let demo = demo(fw, &[]);
     let b = demo.browser();
     demo.get(&b, "/set?key=base&value=0").await;
     let tasks: Vec<_> = (0..64)
@@ -151,9 +193,8 @@ async fn sixty_four_concurrent_sets_of_distinct_keys_are_all_kept() {
     }
 }
 
-#[tokio::test]
-async fn flash_messages_live_until_read_once() {
-    let demo = Demo::start(&[]);
+async fn flash_messages_live_until_read_once(fw: &'static str) {
+    let demo = demo(fw, &[]);
     let b = demo.browser();
     assert_eq!(demo.get(&b, "/flash?key=notice&value=saved").await.0, 200);
     assert_eq!(
@@ -177,9 +218,8 @@ async fn flash_messages_live_until_read_once() {
     assert!(!demo.get(&b, "/").await.1.contains("hello world"));
 }
 
-#[tokio::test]
-async fn destroy_removes_server_data_and_expires_the_cookie() {
-    let demo = Demo::start(&[]);
+async fn destroy_removes_server_data_and_expires_the_cookie(fw: &'static str) {
+    let demo = demo(fw, &[]);
     let raw = demo.raw();
     let res = raw
         .get(demo.url("/set?key=a&value=1"))
@@ -207,9 +247,8 @@ async fn destroy_removes_server_data_and_expires_the_cookie() {
     assert_eq!(res.status(), 404, "the old cookie no longer works");
 }
 
-#[tokio::test]
-async fn reads_create_nothing_and_set_no_cookie() {
-    let demo = Demo::start(&[]);
+async fn reads_create_nothing_and_set_no_cookie(fw: &'static str) {
+    let demo = demo(fw, &[]);
     let raw = demo.raw();
     for path in [
         "/",
@@ -240,9 +279,8 @@ async fn reads_create_nothing_and_set_no_cookie() {
     assert_eq!(session_cookie(&res), None);
 }
 
-#[tokio::test]
-async fn hostile_cookies_get_a_fresh_session_never_an_error() {
-    let demo = Demo::start(&[]);
+async fn hostile_cookies_get_a_fresh_session_never_an_error(fw: &'static str) {
+    let demo = demo(fw, &[]);
     let raw = demo.raw();
     let long = format!("sessio={}", "A".repeat(8192));
     let bad: Vec<reqwest::header::HeaderValue> = vec![
@@ -293,9 +331,8 @@ async fn hostile_cookies_get_a_fresh_session_never_an_error() {
     assert_eq!(res.status(), 404);
 }
 
-#[tokio::test]
-async fn idle_sessions_expire_and_update_expiration_extends_one() {
-    let demo = Demo::start(&["--idle", "1"]);
+async fn idle_sessions_expire_and_update_expiration_extends_one(fw: &'static str) {
+    let demo = demo(fw, &["--idle", "1"]);
     let b = demo.browser();
     let remembered = demo.browser();
     demo.get(&b, "/set?key=a&value=1").await;
@@ -311,9 +348,8 @@ async fn idle_sessions_expire_and_update_expiration_extends_one() {
     assert_eq!(demo.get(&remembered, "/get?key=a").await, (200, "1".into()));
 }
 
-#[tokio::test]
-async fn sliding_expiry_keeps_active_sessions_alive() {
-    let demo = Demo::start(&["--idle", "2"]);
+async fn sliding_expiry_keeps_active_sessions_alive(fw: &'static str) {
+    let demo = demo(fw, &["--idle", "2"]);
     let b = demo.browser();
     demo.get(&b, "/set?key=a&value=1").await;
     for _ in 0..6 {
@@ -322,9 +358,8 @@ async fn sliding_expiry_keeps_active_sessions_alive() {
     }
 }
 
-#[tokio::test]
-async fn absolute_lifetime_ends_even_active_sessions() {
-    let demo = Demo::start(&["--idle", "60", "--absolute", "2"]);
+async fn absolute_lifetime_ends_even_active_sessions(fw: &'static str) {
+    let demo = demo(fw, &["--idle", "60", "--absolute", "2"]);
     let b = demo.browser();
     demo.get(&b, "/set?key=a&value=1").await;
     let mut alive_until = Duration::ZERO;
@@ -345,9 +380,8 @@ async fn absolute_lifetime_ends_even_active_sessions() {
     );
 }
 
-#[tokio::test]
-async fn cookie_attributes_and_name() {
-    let demo = Demo::start(&["--cookie-name", "app_sid", "--idle", "600"]);
+async fn cookie_attributes_and_name(fw: &'static str) {
+    let demo = demo(fw, &["--cookie-name", "app_sid", "--idle", "600"]);
     let res = demo
         .raw()
         .get(demo.url("/set?key=a&value=1"))
@@ -370,9 +404,8 @@ async fn cookie_attributes_and_name() {
     );
 }
 
-#[tokio::test]
-async fn healthz_and_home_page() {
-    let demo = Demo::start(&[]);
+async fn healthz_and_home_page(fw: &'static str) {
+    let demo = demo(fw, &[]);
     let raw = demo.raw();
     assert_eq!(demo.get(&raw, "/healthz").await, (200, "ok".into()));
     let (status, page) = demo.get(&raw, "/").await;
@@ -384,9 +417,8 @@ async fn healthz_and_home_page() {
     assert!(page.contains("&lt;script&gt;") && !page.contains("<script>"));
 }
 
-#[tokio::test]
-async fn hit_counts_per_session() {
-    let demo = Demo::start(&[]);
+async fn hit_counts_per_session(fw: &'static str) {
+    let demo = demo(fw, &[]);
     let b = demo.browser();
     for n in 1..=3 {
         assert_eq!(demo.get(&b, "/hit").await, (200, n.to_string()));
@@ -405,9 +437,8 @@ fn bad_flags_and_store_specs_fail_clearly() {
     assert!(err.contains("unknown store spec"), "{err}");
 }
 
-#[tokio::test]
-async fn cookie_store_demo_keeps_sessions_client_side() {
-    let demo = Demo::start(&["--store", "cookie"]);
+async fn cookie_store_demo_keeps_sessions_client_side(fw: &'static str) {
+    let demo = demo(fw, &["--store", "cookie"]);
     let b = demo.browser();
     assert_eq!(demo.get(&b, "/secret").await.0, 403);
     assert_eq!(demo.get(&b, "/login?user=kataras").await.0, 200);
@@ -434,11 +465,11 @@ async fn cookie_store_demo_keeps_sessions_client_side() {
     );
 }
 
-#[tokio::test]
-async fn key_file_signs_ids_and_tampering_gets_a_fresh_session() {
-    let path = std::env::temp_dir().join(format!("sessio-demo-keys-{}", std::process::id()));
+async fn key_file_signs_ids_and_tampering_gets_a_fresh_session(fw: &'static str) {
+    let path =
+        std::env::temp_dir().join(format!("sessio-demo-keys-{fw}-{}", std::process::id()));
     std::fs::write(&path, "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=\n").unwrap();
-    let demo = Demo::start(&["--key-file", path.to_str().unwrap()]);
+    let demo = demo(fw, &["--key-file", path.to_str().unwrap()]);
     let raw = demo.raw();
     let res = raw
         .get(demo.url("/set?key=a&value=1"))
@@ -472,4 +503,84 @@ async fn key_file_signs_ids_and_tampering_gets_a_fresh_session() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Both apps answer a script of requests with the same statuses, content types and
+/// bodies, including rejections (bad query strings, wrong types, reserved keys), 404s
+/// and 405s that the suite above only checks by status.
+#[tokio::test]
+async fn both_frameworks_give_identical_answers() {
+    let script = [
+        "/",
+        "/nosuch",
+        "/healthz",
+        "/secret",
+        "/login?user=a%3Cb",
+        "/",
+        "/secret",
+        "/set",
+        "/set?key=__sessio:x&value=1",
+        "/set?key=s&value=text",
+        "/incr?key=s",
+        "/incr?key=n&by=abc",
+        "/incr?key=n&by=2",
+        "/get?key=n",
+        "/get?key=missing",
+        "/all",
+        "/flash?key=f&value=v",
+        "/flash/peek?key=f",
+        "/",
+        "/flash/get?key=f",
+        "/expire?secs=0",
+        "/expire?secs=abc",
+        "/delete?key=s",
+        "/hit",
+        "/logout",
+        "/destroy",
+        "/admin/count",
+    ];
+    async fn answers(framework: &str, script: &[&str]) -> Vec<(String, u16, String, String)> {
+        let demo = demo(framework, &[]);
+        let b = demo.browser();
+        let mut out = Vec::new();
+        for path in script {
+            let res = b.get(demo.url(path)).send().await.unwrap();
+            let status = res.status().as_u16();
+            let content_type = res
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            out.push((
+                (*path).to_owned(),
+                status,
+                content_type,
+                res.text().await.unwrap(),
+            ));
+        }
+        let res = b.post(demo.url("/hit")).send().await.unwrap();
+        out.push((
+            "POST /hit".into(),
+            res.status().as_u16(),
+            String::new(),
+            String::new(),
+        ));
+        out
+    }
+    let axum = answers("axum", &script).await;
+    let actix = answers("actix", &script).await;
+    for (a, b) in axum.iter().zip(&actix) {
+        assert_eq!(a, b, "axum (left) and actix (right) differ");
+    }
+}
+
+#[test]
+fn unknown_framework_fails_clearly() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sessio-demo"))
+        .args(["--addr", "127.0.0.1:0", "--framework", "rocket"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("axum") && err.contains("actix"), "{err}");
 }
