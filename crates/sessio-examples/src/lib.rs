@@ -1,0 +1,17 @@
+//! Runnable examples for sessio, one per example of Iris sessions and go-sessions
+//! (`cargo run -p sessio-examples --example NAME`); each listens on `$ADDR` (default
+//! `127.0.0.1:8080`) and prints `listening on http://ADDR`.
+//!
+//! | example | mirrors | shows |
+//! | --- | --- | --- |
+//! | `overview` | Iris `sessions/overview` | login / secret / logout on axum |
+//! | `actix-overview` | the same | the same on actix-web |
+//! | `standalone` | go-sessions `Start(w, r)` | plain hyper 1.x, no adapter |
+//! | `flash-messages` | Iris `sessions/flash-messages` | values that live until read once |
+//! | `multiple-sessions` | gorilla `sessions` | two managers, two cookies, one request |
+//!
+//! Pending: `securecookie` (signed / encrypted cookies are being added to the core) and
+//! the database examples (redb, Redis, SQL: their store crates are being built).
+//!
+//! This library is empty; it exists so that `cargo test -p sessio-examples` runs
+//! `tests/examples.rs`.
