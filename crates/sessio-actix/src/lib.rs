@@ -1,4 +1,4 @@
-//! actix-web integration for [sessio](sessio) sessions.
+//! actix-web integration for [sessio] sessions.
 //!
 //! Wrap an app (or a scope) in [`SessionMiddleware`]; handlers then take [`Session`] as
 //! an extractor. The semantics are those of `sessio-axum`, checked by one HTTP test
