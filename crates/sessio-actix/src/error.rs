@@ -10,8 +10,9 @@ use actix_web::{
 /// A [`sessio::Error`] that actix can turn into a response, so that handlers can
 /// return `Result<_, sessio_actix::Error>` and use `?` on every session call.
 ///
-/// `503 Service Unavailable` for a store that is down (transient), `500` for everything
-/// else, exactly like `sessio`'s axum integration. The body says only that much;
+/// `503 Service Unavailable` for a store that is down (transient), `413` for a
+/// client-side session that outgrew its cookies, `500` for everything else, exactly
+/// like `sessio`'s axum integration. The body says only that much;
 /// details go to the log (`tracing`), never to the client.
 ///
 /// ```
@@ -50,10 +51,10 @@ impl std::error::Error for Error {
 
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
-        if self.0.is_unavailable() {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::INTERNAL_SERVER_ERROR
+        match &self.0 {
+            e if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            sessio::Error::CookieTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -66,7 +66,7 @@ pub use sessio::{self, LazySession, Sessions};
 
 pub use crate::{
     error::Error,
-    extract::Session,
+    extract::{Session, SessionName, SessionOf},
     middleware::{SessionMiddleware, SessionService},
 };
 

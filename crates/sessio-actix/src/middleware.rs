@@ -13,9 +13,11 @@ use actix_web::{
         header::{HeaderValue, COOKIE, SET_COOKIE},
         StatusCode,
     },
-    HttpMessage, HttpResponse,
+    HttpMessage, HttpResponse, ResponseError,
 };
-use sessio::Sessions;
+use sessio::{LazySession, Sessions};
+
+use crate::error::Error;
 
 /// actix-web middleware that gives every request the session of a [`Sessions`]
 /// manager.
@@ -108,6 +110,24 @@ fn session_headers(req: &ServiceRequest) -> http::HeaderMap {
     map
 }
 
+/// The sessions of a request beyond the default one, when several middlewares (with
+/// different cookie names) wrap one app. Kept in the request extensions.
+#[derive(Default)]
+pub(crate) struct MoreSessions(pub(crate) Vec<LazySession>);
+
+/// Makes `lazy` the request's default session (what [`Session`](crate::Session)
+/// extracts), keeping a session already there for [`SessionOf`](crate::SessionOf).
+/// With `.wrap(a).wrap(b)`, `b` is outermost and runs first, so `a` (the innermost,
+/// closest to the handler) ends up the default, as with tower layers.
+fn insert(extensions: &mut actix_web::dev::Extensions, lazy: LazySession) {
+    if let Some(previous) = extensions.insert(lazy) {
+        extensions
+            .get_or_insert_with(MoreSessions::default)
+            .0
+            .push(previous);
+    }
+}
+
 impl<S, B> Service<ServiceRequest> for SessionService<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
@@ -124,7 +144,7 @@ where
             .config
             .sessions
             .lazy(&session_headers(&req), is_tls(&req));
-        req.extensions_mut().insert(lazy.clone());
+        insert(&mut req.extensions_mut(), lazy.clone());
         let error_status = self.config.error_status;
         let inner = Rc::clone(&self.inner);
         Box::pin(async move {
@@ -144,9 +164,19 @@ where
                     Ok(res.map_into_left_body())
                 }
                 Err(error) => {
-                    tracing::error!(%error, "committing the session failed; answering {error_status}");
-                    let response = HttpResponse::build(error_status)
-                        .body("the session store is unavailable, please retry");
+                    let unavailable = error.is_unavailable();
+                    let error = Error(error);
+                    let status = if unavailable {
+                        error_status
+                    } else {
+                        error.status_code()
+                    };
+                    tracing::error!(%error, "committing the session failed; answering {status}");
+                    let response = HttpResponse::build(status).body(if unavailable {
+                        "the session store is unavailable, please retry"
+                    } else {
+                        "the session could not be saved"
+                    });
                     Ok(res.into_response(response).map_into_right_body())
                 }
             }

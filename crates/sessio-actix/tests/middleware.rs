@@ -290,3 +290,85 @@ async fn store_errors_in_handlers_map_to_503_and_others_to_500() {
     assert_eq!(immutable.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(std::error::Error::source(&unavailable).is_some());
 }
+
+struct Prefs;
+impl sessio_actix::SessionName for Prefs {
+    const COOKIE_NAME: &'static str = "prefs";
+}
+
+fn prefs_manager() -> Sessions {
+    use sessio::{
+        secure::{Key, Keys},
+        store::CookieStore,
+    };
+    Sessions::builder()
+        .cookie_name("prefs")
+        .cookie_store(CookieStore::new(Keys::new(Key::generate())))
+        .build()
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn two_managers_with_different_cookies_in_one_handler() {
+    use sessio_actix::SessionOf;
+    let users = Sessions::builder().build().unwrap();
+    let app = test::init_service(
+        App::new()
+            .wrap(users.middleware())
+            .wrap(prefs_manager().middleware())
+            .route(
+                "/",
+                web::get().to(|user: Session, prefs: SessionOf<Prefs>| async move {
+                    let visits = user.increment("visits", 1).await?;
+                    let theme: String = prefs.get_or("theme", "light".to_owned())?;
+                    prefs.set("theme", "dark")?;
+                    Ok::<_, Error>(format!("{visits} {theme}"))
+                }),
+            ),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+    let cookies: Vec<String> = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .map(|v| pair(v.to_str().unwrap()))
+        .collect();
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    assert!(cookies.iter().any(|c| c.starts_with("sessio=")));
+    assert!(cookies.iter().any(|c| c.starts_with("prefs=")));
+    assert_eq!(test::read_body(res).await, "1 light");
+    let (_, _, body) = call(&app, "/", Some(&cookies.join("; "))).await;
+    assert_eq!(body, "2 dark");
+}
+
+#[actix_web::test]
+async fn missing_named_middleware_is_a_500() {
+    use sessio_actix::SessionOf;
+    let app = test::init_service(
+        App::new()
+            .wrap(Sessions::builder().build().unwrap().middleware())
+            .route(
+                "/",
+                web::get().to(|_s: SessionOf<Prefs>| async { "unreachable" }),
+            ),
+    )
+    .await;
+    let (status, _, _) = call(&app, "/", None).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[actix_web::test]
+async fn a_session_too_large_for_its_cookies_is_a_413_at_commit() {
+    let app = test::init_service(App::new().wrap(prefs_manager().middleware()).route(
+        "/",
+        web::get().to(|s: Session| async move {
+            s.set("big", &"x".repeat(64 * 1024))?;
+            Ok::<_, Error>("handler said ok")
+        }),
+    ))
+    .await;
+    let (status, set, body) = call(&app, "/", None).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(set, None);
+    assert_eq!(body, "the session could not be saved");
+}
