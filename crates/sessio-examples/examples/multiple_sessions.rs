@@ -1,12 +1,10 @@
 //! Two sessions per request (gorilla/sessions' "multiple sessions per request, even
-//! using different backends"): a short-lived login session, managed by the axum layer,
-//! and a long-lived preferences session with its own cookie and its own store, started
-//! by hand in the handlers that need it.
+//! using different backends"): a short-lived login session kept server-side, and a
+//! long-lived preferences session kept client-side in a sealed cookie, each with its
+//! own cookie and its own layer on one router.
 //!
-//! Why by hand: the session layer keeps one session per request (the extractor finds it
-//! by type), so two `SessionLayer`s on one router would shadow each other. A second
-//! manager is used through the framework-neutral API instead: `start(&headers)` and,
-//! after the handler, `finish()` for its `Set-Cookie` headers.
+//! `Session` extracts the innermost layer's session; `SessionOf<N>` the session of the
+//! manager whose cookie is named `N::COOKIE_NAME`.
 //!
 //! ```sh
 //! cargo run -p sessio-examples --example multiple-sessions
@@ -15,39 +13,46 @@
 
 use std::time::Duration;
 
-use axum::{
-    extract::{Query, State},
-    http::{header::SET_COOKIE, HeaderMap},
-    response::{IntoResponse, Response},
-    routing::get,
-    Router,
-};
+use axum::{extract::Query, routing::get, Router};
 use serde::Deserialize;
-use sessio::{MemoryStore, Session, Sessions};
+use sessio::{
+    secure::{Key, Keys},
+    store::CookieStore,
+    Session, SessionName, SessionOf, Sessions,
+};
 use sessio_axum::SessionsExt;
 
-/// The two managers: `user` (cookie `user_session`, 30 minutes idle) and `prefs`
-/// (cookie `prefs`, a year, another store).
+/// The preferences manager's cookie.
+pub(crate) struct Prefs;
+
+impl SessionName for Prefs {
+    const COOKIE_NAME: &'static str = "prefs";
+}
+
+/// The two managers: `user` (cookie `user_session`, memory store, 30 minutes idle) and
+/// `prefs` (cookie `prefs`, client-side, a year).
 pub(crate) fn managers() -> Result<(Sessions, Sessions), sessio::Error> {
     let user = Sessions::builder()
         .cookie_name("user_session")
         .idle_timeout(Duration::from_secs(30 * 60))
         .build()?;
+    // A real app loads its keys from a file or the environment (`Keys::from_file`), or
+    // every restart logs everybody's preferences out.
     let prefs = Sessions::builder()
-        .cookie_name("prefs")
+        .cookie_name(Prefs::COOKIE_NAME)
         .idle_timeout(Duration::from_secs(365 * 24 * 3600))
-        .store(MemoryStore::new())
+        .cookie_store(CookieStore::new(Keys::new(Key::generate())))
         .build()?;
     Ok((user, prefs))
 }
 
-pub(crate) fn app(user: &Sessions, prefs: Sessions) -> Router {
+pub(crate) fn app(user: &Sessions, prefs: &Sessions) -> Router {
     Router::new()
         .route("/set", get(set))
         .route("/get", get(show))
         .route("/logout", get(logout))
         .layer(user.layer())
-        .with_state(prefs)
+        .layer(prefs.layer())
 }
 
 #[derive(Deserialize)]
@@ -56,46 +61,25 @@ struct SetQuery {
     theme: String,
 }
 
-/// Commits the hand-started session and adds its cookie to the response.
-async fn with_cookies(
-    session: &Session,
-    response: impl IntoResponse,
-) -> Result<Response, sessio::Error> {
-    let cookies = session.finish().await?;
-    let mut response = response.into_response();
-    for cookie in cookies {
-        response.headers_mut().append(SET_COOKIE, cookie);
-    }
-    Ok(response)
-}
-
 async fn set(
     user: Session,
-    State(prefs): State<Sessions>,
-    headers: HeaderMap,
+    prefs: SessionOf<Prefs>,
     Query(q): Query<SetQuery>,
-) -> Result<Response, sessio::Error> {
-    let prefs = prefs.start(&headers).await?;
+) -> Result<&'static str, sessio::Error> {
     user.regenerate();
     user.set("name", &q.user)?;
     prefs.set("theme", &q.theme)?;
-    with_cookies(&prefs, "saved").await
+    Ok("saved")
 }
 
-async fn show(
-    user: Session,
-    State(prefs): State<Sessions>,
-    headers: HeaderMap,
-) -> Result<Response, sessio::Error> {
-    let prefs = prefs.start(&headers).await?;
+async fn show(user: Session, prefs: SessionOf<Prefs>) -> Result<String, sessio::Error> {
     let name: Option<String> = user.get("name")?;
     let theme: Option<String> = prefs.get("theme")?;
-    let body = format!(
+    Ok(format!(
         "user: {}, theme: {}",
         name.as_deref().unwrap_or("-"),
         theme.as_deref().unwrap_or("-")
-    );
-    with_cookies(&prefs, body).await
+    ))
 }
 
 async fn logout(user: Session) -> &'static str {
@@ -109,6 +93,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(&user, prefs)).await?;
+    axum::serve(listener, app(&user, &prefs)).await?;
     Ok(())
 }

