@@ -8,10 +8,13 @@
 //! | `actix-overview` | the same | the same on actix-web |
 //! | `standalone` | go-sessions `Start(w, r)` | plain hyper 1.x, no adapter |
 //! | `securecookie` | Iris `sessions/securecookie` | an encrypted, authenticated id cookie |
+//! | `database-redb` | Iris `sessions/database` (BoltDB, Badger) | sessions in a local file, no server |
+//! | `database-redis` | Iris `sessions/database/redis` | sessions in Redis |
 //! | `flash-messages` | Iris `sessions/flash-messages` | values that live until read once |
 //! | `multiple-sessions` | gorilla `sessions` | two managers (server- and client-side), two layers, one request |
 //!
-//! Pending: the database examples (redb, Redis, SQL).
+//! Pending: a SQL database example (its store crate is being built). `database-redis`
+//! and its test need Redis on `127.0.0.1:6379` (`scripts/services/redis.sh`).
 //!
 //! This library is empty; it exists so that `cargo test -p sessio-examples` runs
 //! `tests/examples.rs`.

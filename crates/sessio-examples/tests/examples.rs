@@ -28,6 +28,14 @@ mod standalone;
 #[path = "../examples/securecookie.rs"]
 mod securecookie;
 
+#[allow(dead_code)]
+#[path = "../examples/database_redb.rs"]
+mod database_redb;
+
+#[allow(dead_code)]
+#[path = "../examples/database_redis.rs"]
+mod database_redis;
+
 use std::time::Duration;
 
 use sessio::Sessions;
@@ -259,4 +267,57 @@ async fn securecookie_hides_the_id_and_refuses_forgeries() {
         get(&b, format!("{base}/get")).await.1,
         "The name on the /set was: "
     );
+}
+
+/// Drives a database example: values, an atomic counter under concurrency, destroy.
+async fn database_round(base: &str, sessions: &Sessions) {
+    let b = browser();
+    assert_eq!(get(&b, format!("{base}/get?key=name")).await.0, 404);
+    assert_eq!(
+        get(&b, format!("{base}/set?key=name&value=iris")).await,
+        (200, "name = iris".into())
+    );
+    assert_eq!(
+        get(&b, format!("{base}/get?key=name")).await,
+        (200, "iris".into())
+    );
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let b = b.clone();
+            let url = format!("{base}/incr");
+            tokio::spawn(async move { b.get(url).send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(get(&b, format!("{base}/incr")).await, (200, "21".into()));
+    assert_eq!(sessions.count().await.unwrap(), 1);
+    get(&b, format!("{base}/destroy")).await;
+    assert_eq!(sessions.count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn database_redb_on_a_local_file() {
+    let path = std::env::temp_dir().join(format!("sessio-example-{}.redb", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let store = database_redb::open(path.to_str().unwrap()).await.unwrap();
+    let sessions = Sessions::builder().store(store).build().unwrap();
+    let base = serve_axum(database_redb::app(&sessions)).await;
+    database_round(&base, &sessions).await;
+    let _ = std::fs::remove_file(&path);
+}
+
+/// Needs Redis on 127.0.0.1:6379 (`scripts/services/redis.sh`): fails without it.
+#[tokio::test]
+async fn database_redis_on_the_local_server() {
+    let prefix = format!("sessio-examples-test-{}:", std::process::id());
+    let store = database_redis::open("redis://127.0.0.1:6379", &prefix)
+        .await
+        .expect("Redis on 127.0.0.1:6379 (scripts/services/redis.sh)");
+    let sessions = Sessions::builder().store(store).build().unwrap();
+    sessions.destroy_all().await.unwrap();
+    let base = serve_axum(database_redis::app(&sessions)).await;
+    database_round(&base, &sessions).await;
+    sessions.destroy_all().await.unwrap();
 }
