@@ -466,8 +466,7 @@ async fn cookie_store_demo_keeps_sessions_client_side(fw: &'static str) {
 }
 
 async fn key_file_signs_ids_and_tampering_gets_a_fresh_session(fw: &'static str) {
-    let path =
-        std::env::temp_dir().join(format!("sessio-demo-keys-{fw}-{}", std::process::id()));
+    let path = std::env::temp_dir().join(format!("sessio-demo-keys-{fw}-{}", std::process::id()));
     std::fs::write(&path, "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=\n").unwrap();
     let demo = demo(fw, &["--key-file", path.to_str().unwrap()]);
     let raw = demo.raw();
