@@ -1,6 +1,6 @@
 //! `/hit` (read `counter`, write `counter + 1`) through actix in-process
-//! (`actix_web::test`), sessio's middleware next to actix-session's cookie store and
-//! Redis store, in one run. Needs Redis on 127.0.0.1:6379 (`scripts/services/redis.sh`);
+//! (`actix_web::test`): sessio's middleware (memory, sealed-cookie and Redis stores) next
+//! to actix-session's (cookie and Redis stores), in one run. Needs Redis on 127.0.0.1:6379 (`scripts/services/redis.sh`);
 //! it fails, not skips, without it.
 
 #![allow(missing_docs, clippy::unwrap_used)]
@@ -11,8 +11,13 @@ use actix_session::{
 };
 use actix_web::{cookie::Key, http::header, test, web, App};
 use criterion::{criterion_group, criterion_main, Criterion};
-use sessio::Sessions;
+use sessio::{
+    secure::{Key as SealKey, Keys},
+    store::CookieStore,
+    Sessions,
+};
 use sessio_actix::{Error, Session, SessionsExt};
+use sessio_redis::RedisStore;
 
 async fn hit(s: Session) -> Result<String, Error> {
     let n: u64 = s.get_or("counter", 0)? + 1;
@@ -40,39 +45,69 @@ fn first_cookie<B>(res: &actix_web::dev::ServiceResponse<B>) -> String {
 fn bench(c: &mut Criterion) {
     let rt = actix_web::rt::System::new();
     let key = Key::from(&[7; 64]);
-    let (sessio_app, cookie_app, redis_app) = rt.block_on(async {
-        let sessions = Sessions::builder().build().unwrap();
-        let sessio_app = test::init_service(
-            App::new()
-                .wrap(sessions.middleware())
-                .route("/hit", web::get().to(hit)),
-        )
-        .await;
-        let cookie_app = test::init_service(
-            App::new()
-                .wrap(
-                    PeerMiddleware::builder(CookieSessionStore::default(), key.clone())
-                        .cookie_secure(false)
-                        .build(),
-                )
-                .route("/hit", web::get().to(peer_hit)),
-        )
-        .await;
-        let redis = RedisSessionStore::new("redis://127.0.0.1:6379")
-            .await
-            .expect("Redis on 127.0.0.1:6379 (scripts/services/redis.sh)");
-        let redis_app = test::init_service(
-            App::new()
-                .wrap(
-                    PeerMiddleware::builder(redis, key.clone())
-                        .cookie_secure(false)
-                        .build(),
-                )
-                .route("/hit", web::get().to(peer_hit)),
-        )
-        .await;
-        (sessio_app, cookie_app, redis_app)
-    });
+    let (sessio_app, sessio_cookie_app, sessio_redis_app, cookie_app, redis_app) =
+        rt.block_on(async {
+            let sessions = Sessions::builder().build().unwrap();
+            let sessio_app = test::init_service(
+                App::new()
+                    .wrap(sessions.middleware())
+                    .route("/hit", web::get().to(hit)),
+            )
+            .await;
+            let sealed = Sessions::builder()
+                .cookie_store(CookieStore::new(Keys::new(SealKey::generate())))
+                .build()
+                .unwrap();
+            let sessio_cookie_app = test::init_service(
+                App::new()
+                    .wrap(sealed.middleware())
+                    .route("/hit", web::get().to(hit)),
+            )
+            .await;
+            let redis_store = RedisStore::builder("redis://127.0.0.1:6379")
+                .unwrap()
+                .key_prefix(format!("sessio-bench-{}:", std::process::id()))
+                .connect()
+                .await
+                .expect("Redis on 127.0.0.1:6379 (scripts/services/redis.sh)");
+            let in_redis = Sessions::builder().store(redis_store).build().unwrap();
+            let sessio_redis_app = test::init_service(
+                App::new()
+                    .wrap(in_redis.middleware())
+                    .route("/hit", web::get().to(hit)),
+            )
+            .await;
+            let cookie_app = test::init_service(
+                App::new()
+                    .wrap(
+                        PeerMiddleware::builder(CookieSessionStore::default(), key.clone())
+                            .cookie_secure(false)
+                            .build(),
+                    )
+                    .route("/hit", web::get().to(peer_hit)),
+            )
+            .await;
+            let redis = RedisSessionStore::new("redis://127.0.0.1:6379")
+                .await
+                .expect("Redis on 127.0.0.1:6379 (scripts/services/redis.sh)");
+            let redis_app = test::init_service(
+                App::new()
+                    .wrap(
+                        PeerMiddleware::builder(redis, key.clone())
+                            .cookie_secure(false)
+                            .build(),
+                    )
+                    .route("/hit", web::get().to(peer_hit)),
+            )
+            .await;
+            (
+                sessio_app,
+                sessio_cookie_app,
+                sessio_redis_app,
+                cookie_app,
+                redis_app,
+            )
+        });
     let cookie_of = |app_cookie: &str| {
         let app_cookie = app_cookie.to_owned();
         move || {
@@ -86,6 +121,14 @@ fn bench(c: &mut Criterion) {
     let sessio_req = cookie_of(&first_cookie(
         &rt.block_on(test::call_service(&sessio_app, first.to_request())),
     ));
+    let sessio_cookie_req = cookie_of(&first_cookie(&rt.block_on(test::call_service(
+        &sessio_cookie_app,
+        test::TestRequest::get().uri("/hit").to_request(),
+    ))));
+    let sessio_redis_req = cookie_of(&first_cookie(&rt.block_on(test::call_service(
+        &sessio_redis_app,
+        test::TestRequest::get().uri("/hit").to_request(),
+    ))));
     let cookie_req = cookie_of(&first_cookie(&rt.block_on(test::call_service(
         &cookie_app,
         test::TestRequest::get().uri("/hit").to_request(),
@@ -98,6 +141,12 @@ fn bench(c: &mut Criterion) {
     g.bench_function("sessio-actix, memory store", |b| {
         b.iter(|| rt.block_on(test::call_service(&sessio_app, sessio_req())));
     });
+    g.bench_function("sessio-actix, sealed cookie store", |b| {
+        b.iter(|| rt.block_on(test::call_service(&sessio_cookie_app, sessio_cookie_req())));
+    });
+    g.bench_function("sessio-actix, Redis store", |b| {
+        b.iter(|| rt.block_on(test::call_service(&sessio_redis_app, sessio_redis_req())));
+    });
     g.bench_function("actix-session, cookie store", |b| {
         b.iter(|| rt.block_on(test::call_service(&cookie_app, cookie_req())));
     });
@@ -105,6 +154,19 @@ fn bench(c: &mut Criterion) {
         b.iter(|| rt.block_on(test::call_service(&redis_app, redis_req())));
     });
     g.finish();
+    rt.block_on(in_redis_cleanup());
+}
+
+/// Removes the bench's keys from Redis.
+async fn in_redis_cleanup() {
+    let store = RedisStore::builder("redis://127.0.0.1:6379")
+        .unwrap()
+        .key_prefix(format!("sessio-bench-{}:", std::process::id()))
+        .connect()
+        .await
+        .unwrap();
+    let sessions = Sessions::builder().store(store).build().unwrap();
+    sessions.destroy_all().await.unwrap();
 }
 
 criterion_group!(benches, bench);
