@@ -51,11 +51,8 @@ impl std::error::Error for Error {
 
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
-        match &self.0 {
-            e if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
-            sessio::Error::CookieTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        // The core's mapping, shared with the axum adapter (actix is on `http` 0.2).
+        StatusCode::from_u16(self.0.status().as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {

@@ -64,21 +64,7 @@ impl FromRequest for Session {
     }
 }
 
-/// Names the cookie of one of several session managers on one app, for [`SessionOf`].
-///
-/// The same trait as `sessio::SessionName`, which the core offers only with its `axum`
-/// feature.
-///
-/// ```
-/// struct Prefs;
-/// impl sessio_actix::SessionName for Prefs {
-///     const COOKIE_NAME: &'static str = "prefs";
-/// }
-/// ```
-pub trait SessionName: 'static {
-    /// The cookie name the manager was built with.
-    const COOKIE_NAME: &'static str;
-}
+pub use sessio::SessionName;
 
 /// The session of the manager whose cookie is `N::COOKIE_NAME`, when several
 /// [`SessionMiddleware`](crate::SessionMiddleware)s wrap one app (gorilla's multiple

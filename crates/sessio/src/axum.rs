@@ -9,7 +9,7 @@ use axum_core::{
 };
 use http::{request::Parts, StatusCode};
 
-use crate::{Error, LazySession, Session};
+use crate::{Error, LazySession, Session, SessionName};
 
 impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = Error;
@@ -26,19 +26,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
             )),
         }
     }
-}
-
-/// Names the cookie of one of several session managers on one app, for [`SessionOf`].
-///
-/// ```
-/// struct Prefs;
-/// impl sessio::SessionName for Prefs {
-///     const COOKIE_NAME: &'static str = "prefs";
-/// }
-/// ```
-pub trait SessionName: Send + Sync + 'static {
-    /// The cookie name the manager was built with.
-    const COOKIE_NAME: &'static str;
 }
 
 /// The session of the manager whose cookie is `N::COOKIE_NAME`, when several managers
@@ -83,17 +70,5 @@ impl IntoResponse for Error {
             tracing::error!(error = %self, "session error");
         }
         (status, status.canonical_reason().unwrap_or("session error")).into_response()
-    }
-}
-
-impl Error {
-    /// The HTTP status this error maps to: `503` when the store is unavailable, `413`
-    /// when a client-side session outgrew its cookies, `500` otherwise.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            _ if self.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
-            Error::CookieTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        }
     }
 }

@@ -200,3 +200,15 @@ impl Error {
         matches!(self, Error::Store(e) if e.is_transient())
     }
 }
+
+impl Error {
+    /// The HTTP status this error maps to: `503` when the store is unavailable, `413`
+    /// when a client-side session outgrew its cookies, `500` otherwise.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            _ if self.is_unavailable() => http::StatusCode::SERVICE_UNAVAILABLE,
+            Error::CookieTooLarge { .. } => http::StatusCode::PAYLOAD_TOO_LARGE,
+            _ => http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}

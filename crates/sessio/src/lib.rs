@@ -16,13 +16,13 @@ mod sessions;
 pub mod store;
 
 #[cfg(feature = "axum")]
-pub use crate::axum::{SessionName, SessionOf};
+pub use crate::axum::SessionOf;
 pub use crate::{
     codec::{Codec, CodecError},
     config::{SameSite, Secure, SessionsBuilder},
     error::{BoxError, Error, StoreError, StoreErrorKind, StoreOp},
     id::{IdGenerator, RandomIds, SessionId, StoreKey, MAX_ID_LEN},
     session::Session,
-    sessions::{DestroyReason, LazySession, Sessions},
+    sessions::{DestroyReason, LazySession, SessionName, Sessions},
     store::MemoryStore,
 };

@@ -367,3 +367,17 @@ impl LazySession {
         }
     }
 }
+
+/// Names the cookie of one of several session managers on one app, for the `SessionOf`
+/// extractors of the framework adapters.
+///
+/// ```
+/// struct Prefs;
+/// impl sessio::SessionName for Prefs {
+///     const COOKIE_NAME: &'static str = "prefs";
+/// }
+/// ```
+pub trait SessionName: Send + Sync + 'static {
+    /// The cookie name the manager was built with.
+    const COOKIE_NAME: &'static str;
+}
