@@ -5,10 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{
-    atomic::{AtomicBool, AtomicUsize, Ordering},
-    Arc,
-};
+use std::sync::Arc;
 
 use actix_web::{
     body::MessageBody,
@@ -16,68 +13,8 @@ use actix_web::{
     http::{header, StatusCode},
     test, web, App,
 };
-use sessio::{
-    store::{Committed, KeyPage, Patch, Record, Store, StoreFuture},
-    MemoryStore, Secure, Sessions, StoreError, StoreKey, StoreOp,
-};
+use sessio::{store::FaultyStore, MemoryStore, Secure, Sessions, StoreError, StoreOp};
 use sessio_actix::{Error, Session, SessionMiddleware, SessionsExt};
-
-/// A real `MemoryStore` that counts calls and can be switched to fail like a store whose
-/// server went away.
-#[derive(Debug, Default)]
-struct Flaky {
-    inner: MemoryStore,
-    down: AtomicBool,
-    calls: AtomicUsize,
-}
-
-impl Flaky {
-    fn check<T>(&self, op: StoreOp) -> Result<(), StoreFuture<'static, T>> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if self.down.load(Ordering::SeqCst) {
-            Err(StoreFuture::ready(Err(StoreError::unavailable(
-                "flaky",
-                op,
-                "connection refused",
-            ))))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl Store for Flaky {
-    fn name(&self) -> &'static str {
-        "flaky"
-    }
-    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Record>> {
-        match self.check(StoreOp::Load) {
-            Ok(()) => self.inner.load(key),
-            Err(e) => e,
-        }
-    }
-    fn commit<'a>(&'a self, key: &'a StoreKey, patch: &'a Patch) -> StoreFuture<'a, Committed> {
-        match self.check(StoreOp::Commit) {
-            Ok(()) => self.inner.commit(key, patch),
-            Err(e) => e,
-        }
-    }
-    fn destroy<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, bool> {
-        match self.check(StoreOp::Destroy) {
-            Ok(()) => self.inner.destroy(key),
-            Err(e) => e,
-        }
-    }
-    fn destroy_all(&self) -> StoreFuture<'_, u64> {
-        self.inner.destroy_all()
-    }
-    fn count(&self) -> StoreFuture<'_, u64> {
-        self.inner.count()
-    }
-    fn keys<'a>(&'a self, cursor: Option<&'a str>, limit: usize) -> StoreFuture<'a, KeyPage> {
-        self.inner.keys(cursor, limit)
-    }
-}
 
 async fn write(session: Session) -> Result<&'static str, Error> {
     session.set("a", &1)?;
@@ -95,7 +32,7 @@ async fn twice(first: Session, second: Session) -> Result<String, Error> {
     Ok(format!("{seen:?} {}", first.id() == second.id()))
 }
 
-fn sessions(store: Arc<Flaky>, secure: Secure) -> Sessions {
+fn sessions(store: Arc<FaultyStore>, secure: Secure) -> Sessions {
     Sessions::builder()
         .shared_store(store)
         .secure(secure)
@@ -104,7 +41,7 @@ fn sessions(store: Arc<Flaky>, secure: Secure) -> Sessions {
 }
 
 async fn app(
-    store: Arc<Flaky>,
+    store: Arc<FaultyStore>,
     secure: Secure,
 ) -> impl Service<
     actix_http::Request,
@@ -151,16 +88,16 @@ fn pair(set_cookie: &str) -> String {
 
 #[actix_web::test]
 async fn handlers_without_session_never_touch_the_store() {
-    let store = Arc::new(Flaky::default());
+    let store = Arc::new(FaultyStore::new(MemoryStore::new()));
     let app = app(store.clone(), Secure::Never).await;
     let (status, cookie, _) = call(&app, "/plain", Some("sessio=AAAAAAAAAAAAAAAAAAAAAA")).await;
     assert_eq!((status, cookie), (StatusCode::OK, None));
-    assert_eq!(store.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(store.calls(), 0);
 }
 
 #[actix_web::test]
 async fn commit_after_handler_sets_cookie_once() {
-    let store = Arc::new(Flaky::default());
+    let store = Arc::new(FaultyStore::new(MemoryStore::new()));
     let app = app(store.clone(), Secure::Never).await;
     let (status, cookie, _) = call(&app, "/write", None).await;
     assert_eq!(status, StatusCode::OK);
@@ -174,11 +111,11 @@ async fn commit_after_handler_sets_cookie_once() {
 
 #[actix_web::test]
 async fn store_down_is_a_503_not_a_panic() {
-    let store = Arc::new(Flaky::default());
+    let store = Arc::new(FaultyStore::new(MemoryStore::new()));
     let app = app(store.clone(), Secure::Never).await;
     let (_, cookie, _) = call(&app, "/write", None).await;
     let cookie = pair(&cookie.unwrap());
-    store.down.store(true, Ordering::SeqCst);
+    store.set_down(true);
     let (status, set, body) = call(&app, "/read", Some(&cookie)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "load failure");
     assert_eq!(set, None);
@@ -195,7 +132,7 @@ async fn store_down_is_a_503_not_a_panic() {
         StatusCode::OK,
         "routes without session keep working"
     );
-    store.down.store(false, Ordering::SeqCst);
+    store.set_down(false);
     let (status, _, body) = call(&app, "/read", Some(&cookie)).await;
     assert_eq!(
         (status, body.as_str()),
@@ -206,8 +143,8 @@ async fn store_down_is_a_503_not_a_panic() {
 
 #[actix_web::test]
 async fn error_status_is_configurable() {
-    let store = Arc::new(Flaky::default());
-    store.down.store(true, Ordering::SeqCst);
+    let store = Arc::new(FaultyStore::new(MemoryStore::new()));
+    store.set_down(true);
     let app = test::init_service(
         App::new()
             .wrap(
@@ -231,7 +168,11 @@ async fn error_status_is_configurable() {
 
 #[actix_web::test]
 async fn every_extraction_in_a_request_shares_one_session() {
-    let app = app(Arc::new(Flaky::default()), Secure::Never).await;
+    let app = app(
+        Arc::new(FaultyStore::new(MemoryStore::new())),
+        Secure::Never,
+    )
+    .await;
     let (status, _, body) = call(&app, "/twice", None).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "Some(41) true"));
 }
@@ -249,7 +190,7 @@ async fn missing_middleware_is_a_500() {
 #[actix_web::test]
 async fn secure_attribute_follows_the_mode() {
     async fn secure(mode: Secure, uri: &str, proto: Option<&str>) -> bool {
-        let app = app(Arc::new(Flaky::default()), mode).await;
+        let app = app(Arc::new(FaultyStore::new(MemoryStore::new())), mode).await;
         let mut req = test::TestRequest::get().uri(uri);
         if let Some(p) = proto {
             req = req.insert_header(("x-forwarded-proto", p));

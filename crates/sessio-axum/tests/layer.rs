@@ -3,79 +3,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{
-    atomic::{AtomicBool, AtomicUsize, Ordering},
-    Arc,
-};
+use std::sync::Arc;
 
 use axum::{body::Body, routing::get, Router};
 use http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
-use sessio::{
-    store::{Committed, KeyPage, Patch, Record, Store, StoreFuture},
-    MemoryStore, Secure, Session, Sessions, StoreError, StoreKey, StoreOp,
-};
+use sessio::{store::FaultyStore, MemoryStore, Secure, Session, Sessions};
 use sessio_axum::{SessionLayer, SessionsExt};
 use tower::ServiceExt;
 
-/// A real `MemoryStore` that counts calls and can be switched to fail like a store whose
-/// server went away.
-#[derive(Debug, Default)]
-struct Flaky {
-    inner: MemoryStore,
-    down: AtomicBool,
-    calls: AtomicUsize,
-}
-
-impl Flaky {
-    fn check<T>(&self, op: StoreOp) -> Result<(), StoreFuture<'static, T>> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if self.down.load(Ordering::SeqCst) {
-            Err(StoreFuture::ready(Err(StoreError::unavailable(
-                "flaky",
-                op,
-                "connection refused",
-            ))))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl Store for Flaky {
-    fn name(&self) -> &'static str {
-        "flaky"
-    }
-    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Record>> {
-        match self.check(StoreOp::Load) {
-            Ok(()) => self.inner.load(key),
-            Err(e) => e,
-        }
-    }
-    fn commit<'a>(&'a self, key: &'a StoreKey, patch: &'a Patch) -> StoreFuture<'a, Committed> {
-        match self.check(StoreOp::Commit) {
-            Ok(()) => self.inner.commit(key, patch),
-            Err(e) => e,
-        }
-    }
-    fn destroy<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, bool> {
-        match self.check(StoreOp::Destroy) {
-            Ok(()) => self.inner.destroy(key),
-            Err(e) => e,
-        }
-    }
-    fn destroy_all(&self) -> StoreFuture<'_, u64> {
-        self.inner.destroy_all()
-    }
-    fn count(&self) -> StoreFuture<'_, u64> {
-        self.inner.count()
-    }
-    fn keys<'a>(&'a self, cursor: Option<&'a str>, limit: usize) -> StoreFuture<'a, KeyPage> {
-        self.inner.keys(cursor, limit)
-    }
-}
-
-fn app(store: Arc<Flaky>, secure: Secure) -> Router {
+fn app(store: Arc<FaultyStore>, secure: Secure) -> Router {
     let sessions = Sessions::builder()
         .shared_store(store)
         .secure(secure)
@@ -137,16 +74,16 @@ fn pair(set_cookie: &str) -> String {
 
 #[tokio::test]
 async fn handlers_without_session_never_touch_the_store() {
-    let store = Arc::new(Flaky::default());
+    let store = Arc::new(FaultyStore::new(MemoryStore::new()));
     let app = app(store.clone(), Secure::Never);
     let (status, cookie, _) = call(&app, "/plain", Some("sessio=AAAAAAAAAAAAAAAAAAAAAA")).await;
     assert_eq!((status, cookie), (StatusCode::OK, None));
-    assert_eq!(store.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(store.calls(), 0);
 }
 
 #[tokio::test]
 async fn commit_after_handler_sets_cookie_once() {
-    let store = Arc::new(Flaky::default());
+    let store = Arc::new(FaultyStore::new(MemoryStore::new()));
     let app = app(store.clone(), Secure::Never);
     let (status, cookie, _) = call(&app, "/write", None).await;
     assert_eq!(status, StatusCode::OK);
@@ -160,11 +97,11 @@ async fn commit_after_handler_sets_cookie_once() {
 
 #[tokio::test]
 async fn store_down_is_a_503_not_a_panic() {
-    let store = Arc::new(Flaky::default());
+    let store = Arc::new(FaultyStore::new(MemoryStore::new()));
     let app = app(store.clone(), Secure::Never);
     let (_, cookie, _) = call(&app, "/write", None).await;
     let cookie = pair(&cookie.unwrap());
-    store.down.store(true, Ordering::SeqCst);
+    store.set_down(true);
     let (status, set, _) = call(&app, "/read", Some(&cookie)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "load failure");
     assert_eq!(set, None);
@@ -180,7 +117,7 @@ async fn store_down_is_a_503_not_a_panic() {
         StatusCode::OK,
         "routes without session keep working"
     );
-    store.down.store(false, Ordering::SeqCst);
+    store.set_down(false);
     let (status, _, body) = call(&app, "/read", Some(&cookie)).await;
     assert_eq!(
         (status, body.as_str()),
@@ -191,8 +128,8 @@ async fn store_down_is_a_503_not_a_panic() {
 
 #[tokio::test]
 async fn error_status_is_configurable() {
-    let store = Arc::new(Flaky::default());
-    store.down.store(true, Ordering::SeqCst);
+    let store = Arc::new(FaultyStore::new(MemoryStore::new()));
+    store.set_down(true);
     let sessions = Sessions::builder().shared_store(store).build().unwrap();
     let app = Router::new()
         .route(
@@ -210,7 +147,10 @@ async fn error_status_is_configurable() {
 
 #[tokio::test]
 async fn every_extraction_in_a_request_shares_one_session() {
-    let app = app(Arc::new(Flaky::default()), Secure::Never);
+    let app = app(
+        Arc::new(FaultyStore::new(MemoryStore::new())),
+        Secure::Never,
+    );
     let (status, _, body) = call(&app, "/twice", None).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "Some(41) true"));
 }
@@ -235,7 +175,7 @@ async fn secure_attribute_follows_the_mode() {
             .unwrap()
             .contains("Secure")
     };
-    let store = || Arc::new(Flaky::default());
+    let store = || Arc::new(FaultyStore::new(MemoryStore::new()));
     assert!(https(app(store(), Secure::Always), None).await);
     assert!(!https(app(store(), Secure::Never), Some("https")).await);
     assert!(

@@ -27,12 +27,17 @@ mod memory;
 #[cfg(feature = "conformance")]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
+#[cfg(feature = "conformance")]
+mod faulty;
 
 use std::{collections::HashMap, fmt, sync::Arc, time::SystemTime};
 
 use bytes::Bytes;
 
 pub(crate) use self::cookie::{unsupported, ClientSide};
+#[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
+pub use self::faulty::FaultyStore;
 pub use self::{
     cookie::CookieStore,
     future::StoreFuture,
