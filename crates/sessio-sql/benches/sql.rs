@@ -1,1 +1,151 @@
-fn main(){}
+//! Load and commit latency of the SQL stores against the real servers.
+//!
+//! `cargo bench -p sessio-sql --bench sql -- --warm-up-time 1 --measurement-time 3`
+//! PostgreSQL (127.0.0.1:5432) and MariaDB (127.0.0.1:3306) must run; each gets a
+//! scratch schema / database, dropped at the end. SQLite uses a temporary file.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::{
+    str::FromStr,
+    time::{Duration, SystemTime},
+};
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion};
+use sessio::store::{Change, Patch, Store, StoreKey};
+use sessio_sql::{
+    sqlx::{
+        self,
+        postgres::{PgConnectOptions, PgPoolOptions},
+    },
+    MySqlStore, PostgresStore, SqlStoreOptions, SqliteStore,
+};
+use tokio::runtime::Runtime;
+
+const SESSION_KEYS: usize = 20;
+
+fn patch(changes: Vec<Change>, create: bool) -> Patch {
+    Patch {
+        create,
+        clear: false,
+        changes,
+        expires_at: Some(SystemTime::now() + Duration::from_secs(3600)),
+    }
+}
+
+/// A session with `SESSION_KEYS` keys of 32 bytes each.
+async fn seed(store: &dyn Store) -> StoreKey {
+    let key = StoreKey::from_stored(format!("bench-{}", std::process::id()));
+    let changes = (0..SESSION_KEYS)
+        .map(|i| Change::Set(format!("key{i}"), Bytes::from(vec![b'x'; 32])))
+        .collect();
+    store.commit(&key, &patch(changes, true)).await.unwrap();
+    key
+}
+
+fn bench_store(c: &mut Criterion, rt: &Runtime, label: &str, store: &dyn Store) {
+    let key = rt.block_on(seed(store));
+    let mut group = c.benchmark_group(label);
+    group.bench_function(format!("load_{SESSION_KEYS}_keys"), |b| {
+        b.to_async(rt)
+            .iter(|| async { store.load(&key).await.unwrap() });
+    });
+    let set = patch(
+        vec![Change::Set("key0".into(), Bytes::from_static(b"\"v\""))],
+        false,
+    );
+    group.bench_function("commit_set_1_key", |b| {
+        b.to_async(rt)
+            .iter(|| async { store.commit(&key, &set).await.unwrap() });
+    });
+    let inc = patch(vec![Change::Increment("n".into(), 1)], false);
+    group.bench_function("commit_increment", |b| {
+        b.to_async(rt)
+            .iter(|| async { store.commit(&key, &inc).await.unwrap() });
+    });
+    group.finish();
+}
+
+fn options(ping: bool) -> SqlStoreOptions {
+    SqlStoreOptions::new()
+        .sweep_interval(None)
+        .test_before_acquire(ping)
+        .max_connections(4)
+}
+
+fn postgres(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let schema = format!("sessio_bench_{}", std::process::id());
+    let admin = rt
+        .block_on(PgPoolOptions::new().connect("postgres://postgres@127.0.0.1:5432/postgres"))
+        .expect("PostgreSQL on 127.0.0.1:5432");
+    rt.block_on(sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin))
+        .unwrap();
+    // `postgres_async_commit`: `synchronous_commit = off`, to separate the cost of the
+    // statements from the cost of the WAL flush.
+    for (label, ping, sync) in [
+        ("postgres", true, "on"),
+        ("postgres_noping", false, "on"),
+        ("postgres_async_commit", false, "off"),
+    ] {
+        let connect = PgConnectOptions::from_str("postgres://postgres@127.0.0.1:5432/postgres")
+            .unwrap()
+            .options([
+                ("search_path", schema.as_str()),
+                ("synchronous_commit", sync),
+            ]);
+        let pool = rt
+            .block_on(
+                PgPoolOptions::new()
+                    .max_connections(4)
+                    .test_before_acquire(ping)
+                    .connect_with(connect),
+            )
+            .unwrap();
+        let store = PostgresStore::from_pool(pool, &options(ping));
+        rt.block_on(store.migrate()).unwrap();
+        bench_store(c, &rt, label, &store);
+        rt.block_on(store.pool().close());
+    }
+    rt.block_on(sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin))
+        .unwrap();
+}
+
+fn mysql(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let db = format!("sessio_bench_{}", std::process::id());
+    let admin = rt
+        .block_on(sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306"))
+        .expect("MariaDB on 127.0.0.1:3306");
+    rt.block_on(sqlx::query(&format!("CREATE DATABASE {db}")).execute(&admin))
+        .unwrap();
+    for ping in [true, false] {
+        let url = format!("mysql://root@127.0.0.1:3306/{db}");
+        let store = rt
+            .block_on(MySqlStore::connect_with(&url, options(ping)))
+            .unwrap();
+        let label = if ping { "mariadb" } else { "mariadb_noping" };
+        bench_store(c, &rt, label, &store);
+        rt.block_on(store.pool().close());
+    }
+    rt.block_on(sqlx::query(&format!("DROP DATABASE {db}")).execute(&admin))
+        .unwrap();
+}
+
+fn sqlite(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for ping in [true, false] {
+        let url = format!("sqlite:{}", dir.path().join("bench.db").display());
+        let store = rt
+            .block_on(SqliteStore::connect_with(&url, options(ping)))
+            .unwrap();
+        let label = if ping { "sqlite" } else { "sqlite_noping" };
+        bench_store(c, &rt, label, &store);
+        rt.block_on(store.pool().close());
+    }
+}
+
+criterion_group!(benches, postgres, mysql, sqlite);
+criterion_main!(benches);

@@ -106,12 +106,11 @@ impl MySqlStore {
         let t = self.inner.table.as_str();
         let mut conn = self.inner.pool.acquire().await.map_err(err)?;
         let lock_name = "SHA1(CONCAT('sessio:', COALESCE(DATABASE(), ''), '.', ?))";
-        let locked: Option<i64> =
-            sqlx::query_scalar(&format!("SELECT GET_LOCK({lock_name}, 30)"))
-                .bind(t)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(err)?;
+        let locked: Option<i64> = sqlx::query_scalar(&format!("SELECT GET_LOCK({lock_name}, 30)"))
+            .bind(t)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(err)?;
         if locked != Some(1) {
             return Err(StoreError::unavailable(
                 NAME,

@@ -21,7 +21,9 @@ pub struct TableName(String);
 
 /// The error of [`TableName::new`].
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("invalid table name {0:?}: use 1 to 48 ASCII letters, digits or `_`, not starting with a digit")]
+#[error(
+    "invalid table name {0:?}: use 1 to 48 ASCII letters, digits or `_`, not starting with a digit"
+)]
 pub struct InvalidTableName(String);
 
 impl TableName {

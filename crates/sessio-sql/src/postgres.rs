@@ -96,11 +96,13 @@ impl PostgresStore {
         let err = |e| sql_error(NAME, StoreOp::Connect, e);
         let t = self.inner.table.as_str();
         let mut tx = self.inner.pool.begin().await.map_err(err)?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('sessio:' || current_schema() || '.' || $1))")
-            .bind(t)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtext('sessio:' || current_schema() || '.' || $1))",
+        )
+        .bind(t)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
         for ddl in [
             format!(
                 "CREATE TABLE IF NOT EXISTS {t} (\

@@ -33,12 +33,12 @@ async fn fresh_database(admin: &MySqlPool, created: &Created) -> String {
         .execute(admin)
         .await
         .expect("create database");
-    created.lock().unwrap().push(db.clone());
+    created.lock().expect("lock").push(db.clone());
     format!("{MARIA_ADMIN}/{db}")
 }
 
 async fn drop_databases(admin: &MySqlPool, created: &Created) {
-    let names = std::mem::take(&mut *created.lock().unwrap());
+    let names = std::mem::take(&mut *created.lock().expect("lock"));
     for db in names {
         sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
             .execute(admin)
@@ -48,7 +48,9 @@ async fn drop_databases(admin: &MySqlPool, created: &Created) {
 }
 
 fn options() -> SqlStoreOptions {
-    SqlStoreOptions::new().sweep_interval(None).max_connections(8)
+    SqlStoreOptions::new()
+        .sweep_interval(None)
+        .max_connections(8)
 }
 
 fn key() -> StoreKey {
@@ -77,7 +79,9 @@ async fn conformance_suite() {
         let (admin, created) = (a.clone(), c.clone());
         async move {
             let url = fresh_database(&admin, &created).await;
-            MySqlStore::connect_with(&url, options()).await.expect("connect")
+            MySqlStore::connect_with(&url, options())
+                .await
+                .expect("connect")
         }
     })
     .await;
@@ -92,14 +96,24 @@ async fn data_survives_a_restart_through_connect() {
     let k = key();
     {
         let store = MySqlStore::connect(&url).await.expect("connect");
-        let patch = create(vec![set("user", b"\"iris\""), set("Key", b"1"), set("key", b"2")], Duration::from_secs(60));
+        let patch = create(
+            vec![set("user", b"\"iris\""), set("Key", b"1"), set("key", b"2")],
+            Duration::from_secs(60),
+        );
         store.commit(&k, &patch).await.expect("commit");
         store.pool().close().await;
     }
     let store = MySqlStore::connect(&url).await.expect("reconnect");
     let record = store.load(&k).await.expect("load").expect("kept");
-    assert_eq!(record.values.get("user").map(|b| &b[..]), Some(&b"\"iris\""[..]));
-    assert_eq!(record.values.len(), 3, "keys compare as bytes: `Key` and `key` differ");
+    assert_eq!(
+        record.values.get("user").map(|b| &b[..]),
+        Some(&b"\"iris\""[..])
+    );
+    assert_eq!(
+        record.values.len(),
+        3,
+        "keys compare as bytes: `Key` and `key` differ"
+    );
     store.pool().close().await;
     drop(store);
     drop_databases(&admin, &created).await;
@@ -110,7 +124,9 @@ async fn sweeper_deletes_in_batches_and_reports_expiry() {
     let admin = admin().await;
     let created = Created::default();
     let url = fresh_database(&admin, &created).await;
-    let store = MySqlStore::connect_with(&url, options()).await.expect("connect");
+    let store = MySqlStore::connect_with(&url, options())
+        .await
+        .expect("connect");
     let heard = Arc::new(AtomicU64::new(0));
     let h = heard.clone();
     assert!(store.set_expiry_listener(Arc::new(move |_| {
@@ -118,13 +134,19 @@ async fn sweeper_deletes_in_batches_and_reports_expiry() {
     })));
     for _ in 0..10 {
         store
-            .commit(&key(), &create(vec![set("a", b"1")], Duration::from_millis(200)))
+            .commit(
+                &key(),
+                &create(vec![set("a", b"1")], Duration::from_millis(200)),
+            )
             .await
             .expect("commit");
     }
     let keep = key();
     store
-        .commit(&keep, &create(vec![set("a", b"1")], Duration::from_secs(60)))
+        .commit(
+            &keep,
+            &create(vec![set("a", b"1")], Duration::from_secs(60)),
+        )
         .await
         .expect("commit");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -153,7 +175,11 @@ async fn concurrent_migrations_and_bad_rows() {
         .table(TableName::new("web_sessions").expect("valid"));
     let mut stores = Vec::new();
     for _ in 0..6 {
-        stores.push(MySqlStore::connect_with(&url, options.clone()).await.expect("connect"));
+        stores.push(
+            MySqlStore::connect_with(&url, options.clone())
+                .await
+                .expect("connect"),
+        );
     }
     let runs: Vec<_> = stores
         .iter()

@@ -54,12 +54,12 @@ async fn fresh_schema(admin: &PgPool, created: &Created) -> String {
         .execute(admin)
         .await
         .expect("create schema");
-    created.lock().unwrap().push(schema.clone());
+    created.lock().expect("lock").push(schema.clone());
     schema
 }
 
 async fn drop_schemas(admin: &PgPool, created: &Created) {
-    let names = std::mem::take(&mut *created.lock().unwrap());
+    let names = std::mem::take(&mut *created.lock().expect("lock"));
     for schema in names {
         sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
             .execute(admin)
@@ -125,7 +125,10 @@ async fn data_survives_a_restart_through_connect() {
     }
     let store = PostgresStore::connect(&url).await.expect("reconnect");
     let record = store.load(&k).await.expect("load").expect("kept");
-    assert_eq!(record.values.get("user").map(|b| &b[..]), Some(&b"\"iris\""[..]));
+    assert_eq!(
+        record.values.get("user").map(|b| &b[..]),
+        Some(&b"\"iris\""[..])
+    );
     store.pool().close().await;
     drop(store);
     sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
@@ -140,7 +143,10 @@ async fn terminated_connections_give_unavailable_then_recover() {
     let created = Created::default();
     let schema = fresh_schema(&admin, &created).await;
     let app = unique("fault");
-    let store = PostgresStore::from_pool(pool_in(&schema, &app, 4, true).await, &SqlStoreOptions::new());
+    let store = PostgresStore::from_pool(
+        pool_in(&schema, &app, 4, true).await,
+        &SqlStoreOptions::new(),
+    );
     store.migrate().await.expect("migrate");
     let k = key();
     store
@@ -152,8 +158,13 @@ async fn terminated_connections_give_unavailable_then_recover() {
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let workers: Vec<_> = (0..8)
         .map(|_| {
-            let (store, k, stop, ok, failed) =
-                (store.clone(), k.clone(), stop.clone(), ok.clone(), failed.clone());
+            let (store, k, stop, ok, failed) = (
+                store.clone(),
+                k.clone(),
+                stop.clone(),
+                ok.clone(),
+                failed.clone(),
+            );
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let patch = Patch {
@@ -210,19 +221,31 @@ async fn terminated_connections_give_unavailable_then_recover() {
             expires_at: Some(SystemTime::now() + Duration::from_secs(60)),
         };
         assert!(matches!(
-            store.commit(&k, &patch).await.expect("commit after the fault"),
+            store
+                .commit(&k, &patch)
+                .await
+                .expect("commit after the fault"),
             Committed::Applied { .. }
         ));
-        assert!(store.load(&k).await.expect("load after the fault").is_some());
+        assert!(store
+            .load(&k)
+            .await
+            .expect("load after the fault")
+            .is_some());
     }
     // Without the ping before use, a dead connection fails one call and is dropped.
-    let store = PostgresStore::from_pool(pool_in(&schema, &app, 2, false).await, &SqlStoreOptions::new());
+    let store = PostgresStore::from_pool(
+        pool_in(&schema, &app, 2, false).await,
+        &SqlStoreOptions::new(),
+    );
     store.load(&k).await.expect("warm up");
-    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1")
-        .bind(&app)
-        .execute(&admin)
-        .await
-        .expect("terminate");
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(&app)
+    .execute(&admin)
+    .await
+    .expect("terminate");
     let mut failures = 0;
     for _ in 0..5 {
         match store.load(&k).await {
@@ -252,13 +275,19 @@ async fn sweeper_deletes_in_batches_and_reports_expiry() {
     })));
     for _ in 0..10 {
         store
-            .commit(&key(), &create(vec![set("a", b"1")], Duration::from_millis(200)))
+            .commit(
+                &key(),
+                &create(vec![set("a", b"1")], Duration::from_millis(200)),
+            )
             .await
             .expect("commit");
     }
     let keep = key();
     store
-        .commit(&keep, &create(vec![set("a", b"1")], Duration::from_secs(60)))
+        .commit(
+            &keep,
+            &create(vec![set("a", b"1")], Duration::from_secs(60)),
+        )
         .await
         .expect("commit");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -290,7 +319,10 @@ async fn concurrent_migrations_and_custom_table() {
     let pools: Vec<_> = {
         let mut v = Vec::new();
         for _ in 0..6 {
-            v.push(PostgresStore::from_pool(pool_in(&schema, "sessio_test", 1, true).await, &options));
+            v.push(PostgresStore::from_pool(
+                pool_in(&schema, "sessio_test", 1, true).await,
+                &options,
+            ));
         }
         v
     };
@@ -334,10 +366,16 @@ async fn undecodable_rows_are_corrupt_errors() {
         .execute(store.pool())
         .await
         .expect("alter");
-    let fresh = PostgresStore::from_pool(pool_in(&schema, "sessio_test", 1, true).await, &SqlStoreOptions::new());
+    let fresh = PostgresStore::from_pool(
+        pool_in(&schema, "sessio_test", 1, true).await,
+        &SqlStoreOptions::new(),
+    );
     let err = fresh.load(&k).await.expect_err("must not decode");
     assert_eq!(err.kind(), &StoreErrorKind::Corrupt, "{err}");
-    assert!(std::error::Error::source(&err).is_some(), "the driver error is kept");
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the driver error is kept"
+    );
     drop((store, fresh));
     drop_schemas(&admin, &created).await;
 }

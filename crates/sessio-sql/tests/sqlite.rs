@@ -64,13 +64,18 @@ async fn data_survives_a_restart() {
     }
     let store = SqliteStore::open(&path).await.expect("reopen");
     let record = store.load(&k).await.expect("load").expect("kept");
-    assert_eq!(record.values.get("user").map(|b| &b[..]), Some(&b"\"iris\""[..]));
+    assert_eq!(
+        record.values.get("user").map(|b| &b[..]),
+        Some(&b"\"iris\""[..])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sweeper_deletes_in_batches_and_reports_expiry() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(dir.path().join("s.db")).await.expect("open");
+    let store = SqliteStore::open(dir.path().join("s.db"))
+        .await
+        .expect("open");
     let heard = Arc::new(AtomicU64::new(0));
     let h = heard.clone();
     assert!(store.set_expiry_listener(Arc::new(move |_| {
@@ -78,13 +83,19 @@ async fn sweeper_deletes_in_batches_and_reports_expiry() {
     })));
     for _ in 0..10 {
         store
-            .commit(&key(), &create(vec![set("a", b"1")], Duration::from_millis(200)))
+            .commit(
+                &key(),
+                &create(vec![set("a", b"1")], Duration::from_millis(200)),
+            )
             .await
             .expect("commit");
     }
     let keep = key();
     store
-        .commit(&keep, &create(vec![set("a", b"1")], Duration::from_secs(60)))
+        .commit(
+            &keep,
+            &create(vec![set("a", b"1")], Duration::from_secs(60)),
+        )
         .await
         .expect("commit");
     tokio::time::sleep(Duration::from_millis(300)).await;
