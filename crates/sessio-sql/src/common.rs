@@ -43,6 +43,52 @@ pub(crate) fn sql_error(store: &'static str, op: StoreOp, e: sqlx::Error) -> Sto
 }
 
 #[cfg(feature = "mysql")]
+/// Whether `e` says the connection is gone (closed socket, server shutting down or
+/// killing the session) rather than anything about the statement.
+pub(crate) fn is_connection_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) => true,
+        // SQLSTATE class 08 (connection exception); PostgreSQL 57P01-57P03
+        // (terminated by an administrator, crash shutdown, cannot connect now);
+        // MariaDB 70100 (connection killed).
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "70100")
+        }),
+        _ => false,
+    }
+}
+
+/// Runs `attempt` again, up to `budget` times, while it fails because its pooled
+/// connection was dead. Only for calls that changed nothing when they failed that
+/// way: reads, `BEGIN`, single-statement deletes. Each failed attempt drops its
+/// connection from the pool, so the retries reach a fresh one.
+pub(crate) async fn with_retry<T, F, Fut>(
+    store: &'static str,
+    budget: u32,
+    mut attempt: F,
+) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut left = budget;
+    loop {
+        match attempt().await {
+            Err(e) if left > 0 && lost_connection(&e) => {
+                left -= 1;
+                tracing::debug!(store, error = %e, "retrying on another connection");
+            }
+            result => return result,
+        }
+    }
+}
+
+fn lost_connection(e: &StoreError) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<sqlx::Error>())
+        .is_some_and(is_connection_error)
+}
+
 /// A column that decoded as bytes but is not the UTF-8 the store wrote.
 #[derive(Debug, thiserror::Error)]
 #[error("column `{column}` holds bytes that are not UTF-8")]

@@ -90,6 +90,27 @@ macro_rules! sql_store {
                 }
             }
 
+            /// How many times a call is retried after a connection failure that
+            /// happened before anything was applied: once per pooled connection,
+            /// since each retry discards one dead connection.
+            fn retry_budget(&self) -> u32 {
+                self.inner.pool.options().get_max_connections().min(16)
+            }
+
+            /// Starts a transaction, retrying on connections the server dropped
+            /// (`BEGIN` changes nothing, so retrying it is always safe).
+            async fn begin_retrying(
+                &self,
+                op: sessio::store::StoreOp,
+            ) -> Result<sqlx::Transaction<'static, $Db>, sessio::store::StoreError> {
+                $crate::common::with_retry($name, self.retry_budget(), || async {
+                    Self::begin(&self.inner.pool)
+                        .await
+                        .map_err(|e| $crate::common::sql_error($name, op, e))
+                })
+                .await
+            }
+
             async fn load_inner(
                 &self,
                 key: &sessio::store::StoreKey,
@@ -136,7 +157,7 @@ macro_rules! sql_store {
                 let sql = &self.inner.sql;
                 let id = Self::param(key.as_str());
                 let deadline = patch.expires_at.map($crate::common::to_millis);
-                let mut tx = Self::begin(&self.inner.pool).await.map_err(err)?;
+                let mut tx = self.begin_retrying(Commit).await?;
                 // Extends a live session and locks its row (PostgreSQL, MySQL) or the
                 // database (SQLite) until commit: every commit on one session runs
                 // serially from here, which makes increments exact and lets two
@@ -188,12 +209,14 @@ macro_rules! sql_store {
                                 .map_err(err)?;
                         }
                         Change::Increment(name, by) => {
+                            // At most one row (primary key).
                             let current: Option<Vec<u8>> = sqlx::query_scalar(&sql.select_value)
                                 .bind(id)
                                 .bind(Self::param(name))
-                                .fetch_optional(&mut *tx)
+                                .fetch_all(&mut *tx)
                                 .await
-                                .map_err(err)?;
+                                .map_err(err)?
+                                .pop();
                             let current = match current {
                                 None => Some(0),
                                 Some(raw) => sessio::store::parse_counter(&raw),
@@ -229,7 +252,7 @@ macro_rules! sql_store {
 
             async fn destroy_all_inner(&self) -> Result<u64, sessio::store::StoreError> {
                 let err = |e| $crate::common::sql_error($name, sessio::store::StoreOp::DestroyAll, e);
-                let mut tx = Self::begin(&self.inner.pool).await.map_err(err)?;
+                let mut tx = self.begin_retrying(sessio::store::StoreOp::DestroyAll).await?;
                 let live = sqlx::query(&self.inner.sql.destroy_live)
                     .bind($crate::common::now_millis())
                     .execute(&mut *tx)
@@ -298,7 +321,11 @@ macro_rules! sql_store {
                 &'a self,
                 key: &'a sessio::store::StoreKey,
             ) -> sessio::store::StoreFuture<'a, Option<sessio::store::Record>> {
-                sessio::store::StoreFuture::new(self.load_inner(key))
+                sessio::store::StoreFuture::new($crate::common::with_retry(
+                    $name,
+                    self.retry_budget(),
+                    move || self.load_inner(key),
+                ))
             }
 
             fn commit<'a>(
@@ -313,7 +340,9 @@ macro_rules! sql_store {
                 &'a self,
                 key: &'a sessio::store::StoreKey,
             ) -> sessio::store::StoreFuture<'a, bool> {
-                sessio::store::StoreFuture::new(async move {
+                // Retried on a dropped connection like the reads: if the server did
+                // delete before the connection died, the retry reports `false`.
+                sessio::store::StoreFuture::new($crate::common::with_retry($name, self.retry_budget(), move || async move {
                     let done = sqlx::query(&self.inner.sql.destroy)
                         .bind(Self::param(key.as_str()))
                         .bind($crate::common::now_millis())
@@ -323,7 +352,7 @@ macro_rules! sql_store {
                             $crate::common::sql_error($name, sessio::store::StoreOp::Destroy, e)
                         })?;
                     Ok(done.rows_affected() > 0)
-                })
+                }))
             }
 
             fn destroy_all(&self) -> sessio::store::StoreFuture<'_, u64> {
@@ -331,7 +360,7 @@ macro_rules! sql_store {
             }
 
             fn count(&self) -> sessio::store::StoreFuture<'_, u64> {
-                sessio::store::StoreFuture::new(async move {
+                sessio::store::StoreFuture::new($crate::common::with_retry($name, self.retry_budget(), move || async move {
                     let n: i64 = sqlx::query_scalar(&self.inner.sql.count)
                         .bind($crate::common::now_millis())
                         .fetch_one(&self.inner.pool)
@@ -340,7 +369,7 @@ macro_rules! sql_store {
                             $crate::common::sql_error($name, sessio::store::StoreOp::Count, e)
                         })?;
                     Ok(u64::try_from(n).unwrap_or(0))
-                })
+                }))
             }
 
             fn keys<'a>(
@@ -348,7 +377,11 @@ macro_rules! sql_store {
                 cursor: Option<&'a str>,
                 limit: usize,
             ) -> sessio::store::StoreFuture<'a, sessio::store::KeyPage> {
-                sessio::store::StoreFuture::new(self.keys_inner(cursor, limit))
+                sessio::store::StoreFuture::new($crate::common::with_retry(
+                    $name,
+                    self.retry_budget(),
+                    move || self.keys_inner(cursor, limit),
+                ))
             }
 
             fn set_expiry_listener(&self, listener: sessio::store::ExpiryListener) -> bool {

@@ -49,9 +49,12 @@
 //! Every driver error becomes a [`StoreError`](sessio::store::StoreError) that keeps
 //! it as its source: a column that does not decode (or a key that is not UTF-8) is
 //! `Corrupt`; anything else (connection lost, pool timeout, server error) is
-//! `Unavailable`, which the adapters turn into a 503. The pool reconnects by itself:
-//! once the database is back, the next call works (with the default
-//! `test_before_acquire(true)`, even the first call after a restart).
+//! `Unavailable`, which the adapters turn into a 503. The pool reconnects by itself,
+//! and a call that meets a connection the server dropped before it changed anything
+//! (reads, destroys, the `BEGIN` of a commit) is retried on another connection: once
+//! the database is back, the next call works. A commit whose connection is lost
+//! after `BEGIN` is not retried and fails with `Unavailable`; whether it was applied
+//! is then unknown (as with any database client).
 //!
 //! # Features
 //!

@@ -208,3 +208,86 @@ async fn concurrent_migrations_and_bad_rows() {
     drop(stores);
     drop_databases(&admin, &created).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_connections_give_unavailable_then_recover() {
+    let admin = admin().await;
+    let created = Created::default();
+    let url = fresh_database(&admin, &created).await;
+    let db = url.rsplit('/').next().expect("db").to_owned();
+    let store = MySqlStore::connect_with(&url, options().max_connections(3))
+        .await
+        .expect("connect");
+    let k = key();
+    store
+        .commit(&k, &create(vec![set("a", b"1")], Duration::from_secs(60)))
+        .await
+        .expect("commit");
+    let kill_all = || async {
+        let ids: Vec<u64> = sqlx::query_scalar(
+            "SELECT CAST(id AS UNSIGNED) FROM information_schema.processlist WHERE db = ?",
+        )
+        .bind(&db)
+        .fetch_all(&admin)
+        .await
+        .expect("processlist");
+        for id in &ids {
+            // The connection may be gone already.
+            let _ = sqlx::query(&format!("KILL CONNECTION {id}"))
+                .execute(&admin)
+                .await;
+        }
+        ids.len()
+    };
+    // Kill while in use: calls fail with Unavailable or succeed, never panic.
+    let workers: Vec<_> = (0..6)
+        .map(|_| {
+            let (store, k) = (store.clone(), k.clone());
+            tokio::spawn(async move {
+                for _ in 0..40 {
+                    let patch = Patch {
+                        create: false,
+                        clear: false,
+                        changes: vec![Change::Increment("n".into(), 1)],
+                        expires_at: Some(SystemTime::now() + Duration::from_secs(60)),
+                    };
+                    for result in [
+                        store.commit(&k, &patch).await.map(drop),
+                        store.load(&k).await.map(drop),
+                    ] {
+                        if let Err(e) = result {
+                            assert_eq!(e.kind(), &StoreErrorKind::Unavailable, "{e}");
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut killed = 0;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        killed += kill_all().await;
+    }
+    for w in workers {
+        w.await.expect("a worker panicked");
+    }
+    assert!(killed > 0);
+    // All idle connections dead at once: the next calls still work.
+    let warm: Vec<_> = (0..3).map(|_| store.load(&k)).collect();
+    for w in warm {
+        w.await.expect("warm up");
+    }
+    assert!(kill_all().await > 0);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(store.load(&k).await.expect("load right after").is_some());
+    let patch = Patch {
+        create: false,
+        clear: false,
+        changes: vec![Change::Increment("n".into(), 1)],
+        expires_at: Some(SystemTime::now() + Duration::from_secs(60)),
+    };
+    store.commit(&k, &patch).await.expect("commit right after");
+    store.pool().close().await;
+    drop(store);
+    drop_databases(&admin, &created).await;
+}
