@@ -1,4 +1,4 @@
-//! SQL session stores for [sessio](sessio): PostgreSQL, MySQL/MariaDB and SQLite,
+//! SQL session stores for [`sessio`]: PostgreSQL, MySQL/MariaDB and SQLite,
 //! on [`sqlx`].
 //!
 //! ```no_run

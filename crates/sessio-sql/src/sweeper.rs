@@ -4,8 +4,8 @@ use std::{future::Future, time::Duration};
 
 use tokio::{sync::oneshot, task::JoinHandle};
 
-/// Stops the sweeper task started by `spawn_sweeper` when dropped (the batch in
-/// flight is abandoned and its transaction rolled back), or gracefully with
+/// Stops the sweeper task started by `spawn_sweeper`: when dropped (at once; a batch
+/// in flight is abandoned and its transaction rolled back), or gracefully with
 /// [`SweeperHandle::shutdown`].
 #[derive(Debug)]
 pub struct SweeperHandle {
@@ -32,10 +32,8 @@ impl SweeperHandle {
                     _ = &mut stopped => break,
                     _ = ticks.tick() => {}
                 }
-                tokio::select! {
-                    _ = &mut stopped => break,
-                    () = sweep() => {}
-                }
+                // A batch in flight finishes before a shutdown is noticed.
+                sweep().await;
             }
         });
         Self {
@@ -44,7 +42,7 @@ impl SweeperHandle {
         }
     }
 
-    /// Stops the sweeper after the batch in flight (if any) and waits for it.
+    /// Stops the sweeper after the sweep in flight (if any) and waits for it.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
