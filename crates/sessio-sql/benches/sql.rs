@@ -3,6 +3,9 @@
 //! `cargo bench -p sessio-sql --bench sql -- --warm-up-time 1 --measurement-time 3`
 //! PostgreSQL (127.0.0.1:5432) and MariaDB (127.0.0.1:3306) must run; each gets a
 //! scratch schema / database, dropped at the end. SQLite uses a temporary file.
+//! Labels: `<db>` is the default configuration, `<db>_ping` adds
+//! `test_before_acquire(true)`, `postgres_async_commit` sets `synchronous_commit = off`
+//! (no WAL flush wait) to show what the statements cost without the flush.
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -85,8 +88,8 @@ fn postgres(c: &mut Criterion) {
     // `postgres_async_commit`: `synchronous_commit = off`, to separate the cost of the
     // statements from the cost of the WAL flush.
     for (label, ping, sync) in [
-        ("postgres", true, "on"),
-        ("postgres_noping", false, "on"),
+        ("postgres", false, "on"),
+        ("postgres_ping", true, "on"),
         ("postgres_async_commit", false, "off"),
     ] {
         let connect = PgConnectOptions::from_str("postgres://postgres@127.0.0.1:5432/postgres")
@@ -120,12 +123,11 @@ fn mysql(c: &mut Criterion) {
         .expect("MariaDB on 127.0.0.1:3306");
     rt.block_on(sqlx::query(&format!("CREATE DATABASE {db}")).execute(&admin))
         .unwrap();
-    for ping in [true, false] {
+    for (label, ping) in [("mariadb", false), ("mariadb_ping", true)] {
         let url = format!("mysql://root@127.0.0.1:3306/{db}");
         let store = rt
             .block_on(MySqlStore::connect_with(&url, options(ping)))
             .unwrap();
-        let label = if ping { "mariadb" } else { "mariadb_noping" };
         bench_store(c, &rt, label, &store);
         rt.block_on(store.pool().close());
     }
@@ -136,12 +138,11 @@ fn mysql(c: &mut Criterion) {
 fn sqlite(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    for ping in [true, false] {
+    for (label, ping) in [("sqlite", false), ("sqlite_ping", true)] {
         let url = format!("sqlite:{}", dir.path().join("bench.db").display());
         let store = rt
             .block_on(SqliteStore::connect_with(&url, options(ping)))
             .unwrap();
-        let label = if ping { "sqlite" } else { "sqlite_noping" };
         bench_store(c, &rt, label, &store);
         rt.block_on(store.pool().close());
     }
