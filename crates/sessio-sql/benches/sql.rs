@@ -111,8 +111,131 @@ fn postgres(c: &mut Criterion) {
         bench_store(c, &rt, label, &store);
         rt.block_on(store.pool().close());
     }
+    for (label, sync) in [
+        ("postgres_jsonb_alternative", "on"),
+        ("postgres_jsonb_alternative_async_commit", "off"),
+    ] {
+        let connect = PgConnectOptions::from_str("postgres://postgres@127.0.0.1:5432/postgres")
+            .unwrap()
+            .options([
+                ("search_path", schema.as_str()),
+                ("synchronous_commit", sync),
+            ]);
+        let pool = rt
+            .block_on(
+                PgPoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(connect),
+            )
+            .unwrap();
+        jsonb_alternative(c, &rt, label, &pool);
+        rt.block_on(pool.close());
+    }
     rt.block_on(sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin))
         .unwrap();
+}
+
+/// The schema not chosen, for comparison: one JSONB document per session, values
+/// base64-encoded (JSON cannot hold raw bytes). A set is one `UPDATE ... doc || ...`
+/// statement; an increment must decode the value in Rust, so it reads under
+/// `FOR UPDATE` in a transaction, as the chosen schema does.
+fn jsonb_alternative(c: &mut Criterion, rt: &Runtime, label: &str, pool: &sqlx::PgPool) {
+    use base64::{engine::general_purpose::STANDARD, Engine as _};
+    use sessio::store::parse_counter;
+    const LIVE: &str = "(expires_at IS NULL OR expires_at > $2)";
+    let deadline = || {
+        i64::try_from(
+            (SystemTime::now() + Duration::from_secs(3600))
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
+    };
+    let now = || deadline() - 3_600_000;
+    rt.block_on(async {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS jdoc (id TEXT PRIMARY KEY, expires_at BIGINT, doc JSONB NOT NULL)",
+        )
+        .execute(pool)
+        .await
+        .unwrap();
+        let doc: serde_json::Map<String, serde_json::Value> = (0..SESSION_KEYS)
+            .map(|i| (format!("key{i}"), STANDARD.encode([b'x'; 32]).into()))
+            .collect();
+        sqlx::query("INSERT INTO jdoc VALUES ('s', $1, $2::jsonb) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc")
+            .bind(deadline())
+            .bind(serde_json::Value::Object(doc).to_string())
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+    let mut group = c.benchmark_group(label);
+    group.bench_function(format!("load_{SESSION_KEYS}_keys"), |b| {
+        b.to_async(rt).iter(|| async {
+            let (_, doc): (Option<i64>, String) = sqlx::query_as(&format!(
+                "SELECT expires_at, doc::text FROM jdoc WHERE id = $1 AND {LIVE}"
+            ))
+            .bind("s")
+            .bind(now())
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            let map: std::collections::HashMap<String, String> =
+                serde_json::from_str(&doc).unwrap();
+            map.into_iter()
+                .map(|(k, v)| (k, Bytes::from(STANDARD.decode(v).unwrap())))
+                .collect::<std::collections::HashMap<_, _>>()
+        });
+    });
+    let n = std::sync::atomic::AtomicU64::new(0);
+    group.bench_function("commit_set_1_key", |b| {
+        b.to_async(rt).iter(|| async {
+            let v = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            sqlx::query(&format!(
+                "UPDATE jdoc SET doc = doc || jsonb_build_object($3::text, $4::text), \
+                 expires_at = $5 WHERE id = $1 AND {LIVE}"
+            ))
+            .bind("s")
+            .bind(now())
+            .bind("key0")
+            .bind(STANDARD.encode(v.to_string()))
+            .bind(deadline())
+            .execute(pool)
+            .await
+            .unwrap()
+        });
+    });
+    group.bench_function("commit_increment", |b| {
+        b.to_async(rt).iter(|| async {
+            let mut tx = pool.begin().await.unwrap();
+            let current: Option<Option<String>> = sqlx::query_scalar(&format!(
+                "SELECT doc->>'n' FROM jdoc WHERE id = $1 AND {LIVE} FOR UPDATE"
+            ))
+            .bind("s")
+            .bind(now())
+            .fetch_optional(&mut *tx)
+            .await
+            .unwrap();
+            let current = match current.flatten() {
+                None => 0,
+                Some(b64) => parse_counter(&STANDARD.decode(b64).unwrap()).unwrap(),
+            };
+            let next = current + 1;
+            sqlx::query(
+                "UPDATE jdoc SET doc = doc || jsonb_build_object('n', $2::text), expires_at = $3 WHERE id = $1",
+            )
+            .bind("s")
+            .bind(STANDARD.encode(next.to_string()))
+            .bind(deadline())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            next
+        });
+    });
+    group.finish();
 }
 
 fn mysql(c: &mut Criterion) {
