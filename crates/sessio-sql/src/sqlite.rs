@@ -19,6 +19,18 @@ use crate::{
 
 const NAME: &str = "sqlite";
 
+/// Whether the error is SQLITE_BUSY (or one of its extended codes).
+fn is_busy(e: &StoreError) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<sqlx::Error>())
+        .and_then(|e| match e {
+            sqlx::Error::Database(db) => db.code(),
+            _ => None,
+        })
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
+}
+
 /// Sessions in an SQLite database file: persistent sessions without a server, for one
 /// machine (the file can be shared by several processes on it).
 ///
@@ -89,6 +101,29 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        // Two processes creating the same file at once: switching a new database to
+        // WAL (and the first DDL) can fail with SQLITE_BUSY without waiting for
+        // `busy_timeout`, so opening retries for up to about 5 s.
+        let mut attempts = 0;
+        let mut store = loop {
+            match Self::try_open(connect.clone(), &options).await {
+                Err(e) if attempts < 50 && is_busy(&e) => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                result => break result?,
+            }
+        };
+        if let Some(interval) = options.sweep_interval {
+            store.sweeper = Some(Arc::new(store.spawn_sweeper(interval, options.sweep_batch)));
+        }
+        Ok(store)
+    }
+
+    async fn try_open(
+        connect: SqliteConnectOptions,
+        options: &SqlStoreOptions,
+    ) -> Result<Self, StoreError> {
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
@@ -96,12 +131,12 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .map_err(|e| sql_error(NAME, StoreOp::Connect, e))?;
-        let mut store = Self::from_pool(pool, &options);
+        let store = Self::from_pool(pool, options);
         if options.migrate {
-            store.migrate().await?;
-        }
-        if let Some(interval) = options.sweep_interval {
-            store.sweeper = Some(Arc::new(store.spawn_sweeper(interval, options.sweep_batch)));
+            if let Err(e) = store.migrate().await {
+                store.inner.pool.close().await;
+                return Err(e);
+            }
         }
         Ok(store)
     }
