@@ -42,7 +42,6 @@ pub(crate) fn sql_error(store: &'static str, op: StoreOp, e: sqlx::Error) -> Sto
     }
 }
 
-#[cfg(feature = "mysql")]
 /// Whether `e` says the connection is gone (closed socket, server shutting down or
 /// killing the session) rather than anything about the statement.
 pub(crate) fn is_connection_error(e: &sqlx::Error) -> bool {
@@ -89,6 +88,7 @@ fn lost_connection(e: &StoreError) -> bool {
         .is_some_and(is_connection_error)
 }
 
+#[cfg(feature = "mysql")]
 /// A column that decoded as bytes but is not the UTF-8 the store wrote.
 #[derive(Debug, thiserror::Error)]
 #[error("column `{column}` holds bytes that are not UTF-8")]
