@@ -1,0 +1,225 @@
+//! What the three stores share: SQL text, time encoding, error mapping.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sessio::store::{StoreError, StoreOp};
+
+use crate::options::TableName;
+
+/// Deadlines are stored as milliseconds since the Unix epoch (`BIGINT`), compared
+/// with the application's clock: one encoding for three databases, no time zones.
+pub(crate) fn to_millis(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |m| -m),
+    }
+}
+
+pub(crate) fn from_millis(ms: i64) -> Option<SystemTime> {
+    let d = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 {
+        UNIX_EPOCH.checked_add(d)
+    } else {
+        UNIX_EPOCH.checked_sub(d)
+    }
+}
+
+pub(crate) fn now_millis() -> i64 {
+    to_millis(SystemTime::now())
+}
+
+/// Maps a driver error: a column that does not decode is corrupt data, everything
+/// else (I/O, pool timeout, a server error) is the backend being unavailable.
+pub(crate) fn sql_error(store: &'static str, op: StoreOp, e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+            StoreError::corrupt(store, op, e)
+        }
+        _ => {
+            tracing::debug!(store, %op, error = %e, "sql store call failed");
+            StoreError::unavailable(store, op, e)
+        }
+    }
+}
+
+/// Whether `e` says the connection is gone (closed socket, server shutting down or
+/// killing the session) rather than anything about the statement.
+pub(crate) fn is_connection_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) => true,
+        // SQLSTATE class 08 (connection exception); PostgreSQL 57P01-57P03
+        // (terminated by an administrator, crash shutdown, cannot connect now);
+        // MariaDB 70100 (connection killed).
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "70100")
+        }),
+        _ => false,
+    }
+}
+
+/// Runs `attempt` again, up to `budget` times, while it fails because its pooled
+/// connection was dead. Only for calls that changed nothing when they failed that
+/// way: reads, `BEGIN`, single-statement deletes. Each failed attempt drops its
+/// connection from the pool, so the retries reach a fresh one.
+pub(crate) async fn with_retry<T, F, Fut>(
+    store: &'static str,
+    budget: u32,
+    mut attempt: F,
+) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut left = budget;
+    loop {
+        match attempt().await {
+            Err(e) if left > 0 && lost_connection(&e) => {
+                left -= 1;
+                tracing::debug!(store, error = %e, "retrying on another connection");
+            }
+            result => return result,
+        }
+    }
+}
+
+fn lost_connection(e: &StoreError) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<sqlx::Error>())
+        .is_some_and(is_connection_error)
+}
+
+#[cfg(feature = "mysql")]
+/// A column that decoded as bytes but is not the UTF-8 the store wrote.
+#[derive(Debug, thiserror::Error)]
+#[error("column `{column}` holds bytes that are not UTF-8")]
+pub(crate) struct NotUtf8 {
+    pub(crate) column: &'static str,
+    #[source]
+    pub(crate) source: std::string::FromUtf8Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    #[cfg(feature = "postgres")]
+    Postgres,
+    #[cfg(feature = "mysql")]
+    MySql,
+    #[cfg(feature = "sqlite")]
+    Sqlite,
+}
+
+/// Every statement a store runs, built once from the table name.
+#[derive(Debug)]
+pub(crate) struct Sql {
+    pub(crate) load: String,
+    pub(crate) touch: String,
+    pub(crate) delete_session: String,
+    pub(crate) insert_session: String,
+    pub(crate) clear_values: String,
+    pub(crate) upsert_value: String,
+    pub(crate) delete_value: String,
+    pub(crate) select_value: String,
+    pub(crate) destroy: String,
+    pub(crate) destroy_live: String,
+    pub(crate) destroy_rest: String,
+    pub(crate) count: String,
+    pub(crate) keys: String,
+}
+
+impl Sql {
+    pub(crate) fn new(dialect: Dialect, table: &TableName) -> Self {
+        let t = table.as_str();
+        // `$n` for PostgreSQL, `?` (positional, in order) for the others.
+        let p = |n: usize| -> String {
+            match dialect {
+                #[cfg(feature = "postgres")]
+                Dialect::Postgres => format!("${n}"),
+                #[allow(unreachable_patterns)]
+                _ => {
+                    let _ = n;
+                    "?".to_owned()
+                }
+            }
+        };
+        let live = |col: &str, n: usize| format!("({col} IS NULL OR {col} > {})", p(n));
+        let upsert_tail = match dialect {
+            #[cfg(feature = "mysql")]
+            Dialect::MySql => "ON DUPLICATE KEY UPDATE data = VALUES(data)",
+            #[allow(unreachable_patterns)]
+            _ => "ON CONFLICT (session_id, name) DO UPDATE SET data = excluded.data",
+        };
+        let lock_value = match dialect {
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => " FOR UPDATE",
+            #[allow(unreachable_patterns)]
+            _ => "",
+        };
+        Self {
+            load: format!(
+                "SELECT s.expires_at, v.name, v.data FROM {t} s \
+                 LEFT JOIN {t}_values v ON v.session_id = s.id \
+                 WHERE s.id = {} AND {}",
+                p(1),
+                live("s.expires_at", 2)
+            ),
+            touch: format!(
+                "UPDATE {t} SET expires_at = {} WHERE id = {} AND {}",
+                p(1),
+                p(2),
+                live("expires_at", 3)
+            ),
+            delete_session: format!("DELETE FROM {t} WHERE id = {}", p(1)),
+            insert_session: format!(
+                "INSERT INTO {t} (id, expires_at) VALUES ({}, {})",
+                p(1),
+                p(2)
+            ),
+            clear_values: format!("DELETE FROM {t}_values WHERE session_id = {}", p(1)),
+            upsert_value: format!(
+                "INSERT INTO {t}_values (session_id, name, data) VALUES ({}, {}, {}) {upsert_tail}",
+                p(1),
+                p(2),
+                p(3)
+            ),
+            delete_value: format!(
+                "DELETE FROM {t}_values WHERE session_id = {} AND name = {}",
+                p(1),
+                p(2)
+            ),
+            select_value: format!(
+                "SELECT data FROM {t}_values WHERE session_id = {} AND name = {}{lock_value}",
+                p(1),
+                p(2)
+            ),
+            destroy: format!(
+                "DELETE FROM {t} WHERE id = {} AND {}",
+                p(1),
+                live("expires_at", 2)
+            ),
+            destroy_live: format!("DELETE FROM {t} WHERE {}", live("expires_at", 1)),
+            destroy_rest: format!("DELETE FROM {t}"),
+            count: format!("SELECT COUNT(*) FROM {t} WHERE {}", live("expires_at", 1)),
+            keys: format!(
+                "SELECT id FROM {t} WHERE id > {} AND {} ORDER BY id LIMIT {}",
+                p(1),
+                live("expires_at", 2),
+                p(3)
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_round_trip() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(to_millis(t), 1_700_000_000_123);
+        assert_eq!(from_millis(1_700_000_000_123), Some(t));
+        let before = UNIX_EPOCH - Duration::from_millis(5);
+        assert_eq!(to_millis(before), -5);
+        assert_eq!(from_millis(-5), Some(before));
+    }
+}

@@ -1,0 +1,151 @@
+//! SQLite store on files in a temporary directory.
+
+#![cfg(feature = "sqlite")]
+
+mod support;
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, SystemTime},
+};
+
+use bytes::Bytes;
+use sessio::store::{conformance, Change, Patch, Store, StoreErrorKind, StoreKey};
+use sessio_sql::{sqlx, SqlStoreOptions, SqliteStore};
+use support::unique;
+
+fn key() -> StoreKey {
+    StoreKey::from_stored(unique("key"))
+}
+
+fn set(k: &str, v: &[u8]) -> Change {
+    Change::Set(k.to_owned(), Bytes::copy_from_slice(v))
+}
+
+fn create(changes: Vec<Change>, ttl: Duration) -> Patch {
+    Patch {
+        create: true,
+        clear: false,
+        changes,
+        expires_at: Some(SystemTime::now() + ttl),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_suite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = dir.path().to_owned();
+    let n = Arc::new(AtomicU64::new(0));
+    conformance::run(move || {
+        let path = base.join(format!("case{}.db", n.fetch_add(1, Ordering::Relaxed)));
+        async move {
+            let url = format!("sqlite:{}", path.display());
+            SqliteStore::connect_with(&url, SqlStoreOptions::new().sweep_interval(None))
+                .await
+                .expect("open")
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn data_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sessions.db");
+    let k = key();
+    {
+        let store = SqliteStore::open(&path).await.expect("open");
+        let patch = create(vec![set("user", b"\"iris\"")], Duration::from_secs(60));
+        store.commit(&k, &patch).await.expect("commit");
+        store.pool().close().await;
+    }
+    let store = SqliteStore::open(&path).await.expect("reopen");
+    let record = store.load(&k).await.expect("load").expect("kept");
+    assert_eq!(
+        record.values.get("user").map(|b| &b[..]),
+        Some(&b"\"iris\""[..])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sweeper_deletes_in_batches_and_reports_expiry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(dir.path().join("s.db"))
+        .await
+        .expect("open");
+    let heard = Arc::new(AtomicU64::new(0));
+    let h = heard.clone();
+    assert!(store.set_expiry_listener(Arc::new(move |_| {
+        h.fetch_add(1, Ordering::Relaxed);
+    })));
+    for _ in 0..10 {
+        store
+            .commit(
+                &key(),
+                &create(vec![set("a", b"1")], Duration::from_millis(200)),
+            )
+            .await
+            .expect("commit");
+    }
+    let keep = key();
+    store
+        .commit(
+            &keep,
+            &create(vec![set("a", b"1")], Duration::from_secs(60)),
+        )
+        .await
+        .expect("commit");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sweeper = store.spawn_sweeper(Duration::from_millis(50), 3);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sweeper.shutdown().await;
+    assert_eq!(heard.load(Ordering::Relaxed), 10);
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessio_sessions_values")
+        .fetch_one(store.pool())
+        .await
+        .expect("count values");
+    assert_eq!(rows, 1, "values are deleted with their session");
+    assert!(store.load(&keep).await.expect("load").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_stores_on_one_file_and_bad_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("shared.db");
+    let (a, b) = tokio::join!(SqliteStore::open(&path), SqliteStore::open(&path));
+    let (a, b) = (a.expect("open a"), b.expect("open b"));
+    let k = key();
+    a.commit(&k, &create(vec![set("n", b"0")], Duration::from_secs(60)))
+        .await
+        .expect("commit");
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let k = k.clone();
+            tokio::spawn(async move {
+                let patch = Patch {
+                    create: false,
+                    clear: false,
+                    changes: vec![Change::Increment("n".into(), 1)],
+                    expires_at: Some(SystemTime::now() + Duration::from_secs(60)),
+                };
+                store.commit(&k, &patch).await.expect("increment")
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let record = b.load(&k).await.expect("load").expect("exists");
+    assert_eq!(record.values.get("n").map(|v| &v[..]), Some(&b"40"[..]));
+    // A key that is a blob, not text (written behind our back), is a clear error.
+    sqlx::query("UPDATE sessio_sessions_values SET name = X'FF00'")
+        .execute(a.pool())
+        .await
+        .expect("corrupt");
+    let err = a.load(&k).await.expect_err("must not decode");
+    assert_eq!(err.kind(), &StoreErrorKind::Corrupt, "{err}");
+}
