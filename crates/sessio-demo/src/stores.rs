@@ -13,6 +13,9 @@ fn known() -> String {
     if cfg!(feature = "fs") {
         known.push("fs:DIR");
     }
+    if cfg!(feature = "sql") {
+        known.extend(["postgres://…", "mysql://…", "sqlite:PATH"]);
+    }
     if cfg!(feature = "redis") {
         known.extend([
             "redis://…",
@@ -47,6 +50,26 @@ pub(crate) async fn open(spec: &str) -> Result<Arc<dyn Store>, String> {
             .map_err(|e| e.to_string()),
         #[cfg(feature = "fs")]
         s if s.starts_with("fs:") => sessio_fs::FileStore::open(&s["fs:".len()..])
+            .await
+            .map(|store| Arc::new(store) as Arc<dyn Store>)
+            .map_err(|e| e.to_string()),
+        #[cfg(feature = "sql")]
+        s if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
+            sessio_sql::PostgresStore::connect(s)
+                .await
+                .map(|store| Arc::new(store) as Arc<dyn Store>)
+                .map_err(|e| e.to_string())
+        }
+        #[cfg(feature = "sql")]
+        s if s.starts_with("mysql://") || s.starts_with("mariadb://") => {
+            let url = s.replacen("mariadb://", "mysql://", 1);
+            sessio_sql::MySqlStore::connect(&url)
+                .await
+                .map(|store| Arc::new(store) as Arc<dyn Store>)
+                .map_err(|e| e.to_string())
+        }
+        #[cfg(feature = "sql")]
+        s if s.starts_with("sqlite:") => sessio_sql::SqliteStore::connect(s)
             .await
             .map(|store| Arc::new(store) as Arc<dyn Store>)
             .map_err(|e| e.to_string()),
