@@ -106,7 +106,6 @@ enum CookieAction {
 struct Plan {
     retired: Vec<(StoreKey, DestroyReason)>,
     write: Option<(StoreKey, Patch)>,
-    consumed_flashes: Vec<String>,
 }
 
 impl fmt::Debug for Session {
@@ -586,13 +585,7 @@ impl Session {
             }
             Ok(Committed::Missing) => Ok(Vec::new()),
             Err(e) => {
-                let mut state = self.lock();
-                // Keep the changes so that a retried `save` still writes them.
-                let mut changes = patch.changes;
-                changes.retain(|c| !matches!(c, Change::Increment(..)));
-                changes.append(&mut state.changes);
-                state.changes = changes;
-                state.clear |= patch.clear;
+                self.lock().requeue(patch);
                 Err(e.into())
             }
         }
@@ -655,11 +648,7 @@ impl Session {
             state.expiry_changed = false;
             Some((state.key.clone(), patch))
         };
-        Plan {
-            retired,
-            write,
-            consumed_flashes,
-        }
+        Plan { retired, write }
     }
 
     /// Puts back what a failed commit took, so that a retry writes it.
@@ -669,13 +658,8 @@ impl Session {
         retired.append(&mut state.retired);
         state.retired = retired;
         if let Some((_, patch)) = plan.write {
-            let mut changes = patch.changes;
-            changes.retain(|c| !matches!(c, Change::Increment(..)));
-            changes.append(&mut state.changes);
-            state.changes = changes;
-            state.clear |= patch.clear;
+            state.requeue(patch);
         }
-        let _ = plan.consumed_flashes;
     }
 
     /// Replaces a vanished session with a fresh one holding only `patch`'s changes.
@@ -790,6 +774,16 @@ impl State {
     fn remove(&mut self, key: String) {
         Arc::make_mut(&mut self.values).remove(&key);
         self.changes.push(Change::Remove(key));
+    }
+
+    /// Puts a patch that failed back in front of the pending changes, so that a retried
+    /// `save` still writes it. Increments are not retried: their caller saw the error.
+    fn requeue(&mut self, patch: Patch) {
+        let mut changes = patch.changes;
+        changes.retain(|c| !matches!(c, Change::Increment(..)));
+        changes.append(&mut self.changes);
+        self.changes = changes;
+        self.clear |= patch.clear;
     }
 
     fn timeout_override(&self) -> Option<Duration> {
