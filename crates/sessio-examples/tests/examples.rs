@@ -36,6 +36,10 @@ mod database_redb;
 #[path = "../examples/database_redis.rs"]
 mod database_redis;
 
+#[allow(dead_code)]
+#[path = "../examples/database_sql.rs"]
+mod database_sql;
+
 use std::time::Duration;
 
 use sessio::Sessions;
@@ -303,7 +307,7 @@ async fn database_redb_on_a_local_file() {
     let _ = std::fs::remove_file(&path);
     let store = database_redb::open(path.to_str().unwrap()).await.unwrap();
     let sessions = Sessions::builder().store(store).build().unwrap();
-    let base = serve_axum(database_redb::app(&sessions)).await;
+    let base = serve_axum(sessio_examples::database_app(&sessions)).await;
     database_round(&base, &sessions).await;
     let _ = std::fs::remove_file(&path);
 }
@@ -317,7 +321,37 @@ async fn database_redis_on_the_local_server() {
         .expect("Redis on 127.0.0.1:6379 (scripts/services/redis.sh)");
     let sessions = Sessions::builder().store(store).build().unwrap();
     sessions.destroy_all().await.unwrap();
-    let base = serve_axum(database_redis::app(&sessions)).await;
+    let base = serve_axum(sessio_examples::database_app(&sessions)).await;
     database_round(&base, &sessions).await;
     sessions.destroy_all().await.unwrap();
+}
+
+#[tokio::test]
+async fn database_sql_on_sqlite_and_postgres() {
+    let path = std::env::temp_dir().join(format!("sessio-example-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    for url in [
+        format!("sqlite:{}", path.display()),
+        "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
+    ] {
+        let store = database_sql::open(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e} (scripts/services/postgres.sh)"));
+        let sessions = Sessions::builder().shared_store(store).build().unwrap();
+        let base = serve_axum(sessio_examples::database_app(&sessions)).await;
+        let b = browser();
+        assert_eq!(
+            get(&b, format!("{base}/set?key=name&value=iris")).await.0,
+            200
+        );
+        assert_eq!(
+            get(&b, format!("{base}/get?key=name")).await,
+            (200, "iris".into())
+        );
+        assert_eq!(get(&b, format!("{base}/incr")).await, (200, "1".into()));
+        assert_eq!(get(&b, format!("{base}/incr")).await, (200, "2".into()));
+        assert_eq!(get(&b, format!("{base}/destroy")).await.0, 200);
+        assert_eq!(get(&b, format!("{base}/get?key=name")).await.0, 404);
+    }
+    let _ = std::fs::remove_file(&path);
 }
