@@ -5,13 +5,7 @@
 
 mod support;
 
-use std::{
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::{Duration, SystemTime},
-};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use sessio::store::{conformance, Change, Patch, Store, StoreErrorKind, StoreKey};
@@ -127,39 +121,12 @@ async fn sweeper_deletes_in_batches_and_reports_expiry() {
     let store = MySqlStore::connect_with(&url, options())
         .await
         .expect("connect");
-    let heard = Arc::new(AtomicU64::new(0));
-    let h = heard.clone();
-    assert!(store.set_expiry_listener(Arc::new(move |_| {
-        h.fetch_add(1, Ordering::Relaxed);
-    })));
-    for _ in 0..10 {
-        store
-            .commit(
-                &key(),
-                &create(vec![set("a", b"1")], Duration::from_millis(200)),
-            )
-            .await
-            .expect("commit");
-    }
-    let keep = key();
-    store
-        .commit(
-            &keep,
-            &create(vec![set("a", b"1")], Duration::from_secs(60)),
-        )
-        .await
-        .expect("commit");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let sweeper = store.spawn_sweeper(Duration::from_millis(50), 3);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    sweeper.shutdown().await;
-    assert_eq!(heard.load(Ordering::Relaxed), 10);
+    support::sweep_ten_expired(&store, || store.spawn_sweeper(Duration::from_millis(50), 3)).await;
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessio_sessions_values")
         .fetch_one(store.pool())
         .await
         .expect("count values");
     assert_eq!(rows, 1, "values are deleted with their session");
-    assert!(store.load(&keep).await.expect("load").is_some());
     store.pool().close().await;
     drop(store);
     drop_databases(&admin, &created).await;

@@ -76,39 +76,12 @@ async fn sweeper_deletes_in_batches_and_reports_expiry() {
     let store = SqliteStore::open(dir.path().join("s.db"))
         .await
         .expect("open");
-    let heard = Arc::new(AtomicU64::new(0));
-    let h = heard.clone();
-    assert!(store.set_expiry_listener(Arc::new(move |_| {
-        h.fetch_add(1, Ordering::Relaxed);
-    })));
-    for _ in 0..10 {
-        store
-            .commit(
-                &key(),
-                &create(vec![set("a", b"1")], Duration::from_millis(200)),
-            )
-            .await
-            .expect("commit");
-    }
-    let keep = key();
-    store
-        .commit(
-            &keep,
-            &create(vec![set("a", b"1")], Duration::from_secs(60)),
-        )
-        .await
-        .expect("commit");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let sweeper = store.spawn_sweeper(Duration::from_millis(50), 3);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    sweeper.shutdown().await;
-    assert_eq!(heard.load(Ordering::Relaxed), 10);
+    support::sweep_ten_expired(&store, || store.spawn_sweeper(Duration::from_millis(50), 3)).await;
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessio_sessions_values")
         .fetch_one(store.pool())
         .await
         .expect("count values");
     assert_eq!(rows, 1, "values are deleted with their session");
-    assert!(store.load(&keep).await.expect("load").is_some());
 }
 
 #[tokio::test(flavor = "multi_thread")]
