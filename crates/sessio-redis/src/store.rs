@@ -12,8 +12,8 @@ use bytes::Bytes;
 use fred::{
     clients::Pool,
     error::Error as FredError,
-    interfaces::{KeysInterface, LuaInterface},
-    types::{config::Config, scripts::Script, Value},
+    interfaces::{ClientLike, KeysInterface},
+    types::{config::Config, scripts::Script, ClusterHash, CustomCommand, Value},
 };
 use sessio::store::{
     Change, Committed, KeyPage, Patch, Record, Store, StoreError, StoreErrorKind, StoreFuture,
@@ -164,23 +164,38 @@ impl RedisStore {
 
     /// `EVALSHA`, falling back to `EVAL` (which also caches the script) when the node
     /// does not know the script yet: after a restart, a failover or `SCRIPT FLUSH`.
+    ///
+    /// Sent as a custom command: fred refuses to pipeline its own `EVALSHA`, for fear
+    /// of a `NOSCRIPT` in the middle of a pipeline; every call here recovers from
+    /// `NOSCRIPT` on its own, so pipelining is safe, and it lets many requests share a
+    /// connection instead of waiting for each other's replies. `args` pushes the
+    /// script's `ARGV`; it runs again only for the fallback.
     async fn run_script(
         &self,
         op: StoreOp,
         script: &Script,
         key: String,
-        args: Vec<Value>,
+        args: impl Fn(&mut Vec<Value>),
     ) -> Result<Value, StoreError> {
         let pool = &self.inner.pool;
+        // fred honours a custom command's cluster slot only when given as a number.
+        let slot = ClusterHash::Custom(fred::util::redis_keyslot(key.as_bytes()));
+        let command = |name: &'static str, first: Value| {
+            let mut all = Vec::with_capacity(8);
+            all.push(first);
+            all.push(Value::from_static_str("1"));
+            all.push(Value::from(key.as_str()));
+            args(&mut all);
+            (CustomCommand::new_static(name, slot.clone(), false), all)
+        };
         self.bounded(op, async {
-            match pool
-                .evalsha::<Value, _, _, _>(script.sha1().clone(), key.clone(), args.clone())
-                .await
-            {
+            let (cmd, all) = command("EVALSHA", Value::String(script.sha1().clone()));
+            match pool.custom::<Value, Value>(cmd, all).await {
                 Err(e) if e.details().starts_with("NOSCRIPT") => {
                     tracing::debug!("sessio-redis: script not cached on the node, sending it");
                     let lua = script.lua().cloned().unwrap_or_default();
-                    pool.eval::<Value, _, _, _>(lua, key, args).await
+                    let (cmd, all) = command("EVAL", Value::String(lua));
+                    pool.custom::<Value, Value>(cmd, all).await
                 }
                 other => other,
             }
@@ -190,12 +205,7 @@ impl RedisStore {
 
     async fn load_record(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let reply = self
-            .run_script(
-                StoreOp::Load,
-                &self.inner.load,
-                self.redis_key(key),
-                Vec::new(),
-            )
+            .run_script(StoreOp::Load, &self.inner.load, self.redis_key(key), |_| {})
             .await?;
         let now = SystemTime::now();
         let items = match reply {
@@ -236,7 +246,7 @@ impl RedisStore {
 
     async fn commit_patch(&self, key: &StoreKey, patch: &Patch) -> Result<Committed, StoreError> {
         let ttl = match patch.expires_at {
-            None => Value::from(""),
+            None => Value::from_static_str(""),
             Some(deadline) => {
                 // A relative TTL, so that clock skew between this host and Redis does not
                 // move the deadline. Rounded up: never expire early.
@@ -247,30 +257,33 @@ impl RedisStore {
                 Value::from(ms.to_string())
             }
         };
-        let mut args = Vec::with_capacity(4 + 3 * patch.changes.len());
-        args.push(Value::from(if patch.create { "1" } else { "0" }));
-        args.push(Value::from(if patch.clear { "1" } else { "0" }));
-        args.push(ttl);
-        args.push(Value::from(patch.changes.len().to_string()));
-        for change in &patch.changes {
-            match change {
-                Change::Set(k, v) => {
-                    args.push(Value::from("s"));
-                    args.push(Value::from(k.as_str()));
-                    args.push(Value::Bytes(v.clone()));
-                }
-                Change::Remove(k) => {
-                    args.push(Value::from("r"));
-                    args.push(Value::from(k.as_str()));
-                    args.push(Value::from(""));
-                }
-                Change::Increment(k, by) => {
-                    args.push(Value::from("i"));
-                    args.push(Value::from(k.as_str()));
-                    args.push(Value::from(by.to_string()));
+        let flag = |on: bool| Value::from_static_str(if on { "1" } else { "0" });
+        let args = |args: &mut Vec<Value>| {
+            args.reserve(4 + 3 * patch.changes.len());
+            args.push(flag(patch.create));
+            args.push(flag(patch.clear));
+            args.push(ttl.clone());
+            args.push(Value::from(patch.changes.len().to_string()));
+            for change in &patch.changes {
+                match change {
+                    Change::Set(k, v) => {
+                        args.push(Value::from_static_str("s"));
+                        args.push(Value::from(k.as_str()));
+                        args.push(Value::Bytes(v.clone()));
+                    }
+                    Change::Remove(k) => {
+                        args.push(Value::from_static_str("r"));
+                        args.push(Value::from(k.as_str()));
+                        args.push(Value::from_static_str(""));
+                    }
+                    Change::Increment(k, by) => {
+                        args.push(Value::from_static_str("i"));
+                        args.push(Value::from(k.as_str()));
+                        args.push(Value::from(by.to_string()));
+                    }
                 }
             }
-        }
+        };
         let reply = self
             .run_script(
                 StoreOp::Commit,

@@ -1,6 +1,11 @@
 //! Session ids, how they are generated, and the store key derived from them.
 
-use std::{fmt, sync::Arc};
+use std::{
+    cmp::Ordering,
+    fmt,
+    hash::{BuildHasher, Hash, Hasher, RandomState},
+    sync::{Arc, OnceLock},
+};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 
@@ -43,23 +48,111 @@ impl fmt::Debug for SessionId {
 ///
 /// Today the key is the id itself; deriving it in one place leaves room for keyed
 /// hashes at rest, so that a leaked store holds no usable cookies.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StoreKey(Arc<str>);
+///
+/// A key carries its own hash (SipHash with a per-process random key, computed once
+/// when the key is made), and [`Hash`] feeds only that: in-process stores hash a key
+/// once per request instead of once per map operation (see [`KeyHasher`]).
+#[derive(Clone)]
+pub struct StoreKey {
+    key: Arc<str>,
+    hash: u64,
+}
 
 impl StoreKey {
+    fn new(key: Arc<str>) -> Self {
+        static SEED: OnceLock<RandomState> = OnceLock::new();
+        let hash = SEED.get_or_init(RandomState::new).hash_one(&*key);
+        StoreKey { key, hash }
+    }
+
     /// The key for `id`. The single place where ids become store keys.
     pub fn for_id(id: &SessionId) -> Self {
-        StoreKey(id.0.clone())
+        StoreKey::new(id.0.clone())
     }
 
     /// Rebuilds a key that a store listed (for example when paging through keys).
     pub fn from_stored(s: impl Into<Arc<str>>) -> Self {
-        StoreKey(s.into())
+        StoreKey::new(s.into())
     }
 
     /// The key as stores write it.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.key
+    }
+
+    /// The key's precomputed hash (random per process: never persist it).
+    pub fn hash_value(&self) -> u64 {
+        self.hash
+    }
+}
+
+impl PartialEq for StoreKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.key == other.key
+    }
+}
+
+impl Eq for StoreKey {}
+
+impl Hash for StoreKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl PartialOrd for StoreKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for StoreKey {
+    /// By the key's text, so that listings page in a stable order.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
+/// A [`BuildHasher`] for maps keyed by [`StoreKey`]: it passes the key's precomputed
+/// hash through instead of hashing again.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use sessio::store::{KeyHasher, StoreKey};
+///
+/// let mut map: HashMap<StoreKey, u32, KeyHasher> = HashMap::default();
+/// map.insert(StoreKey::from_stored("abc"), 1);
+/// assert_eq!(map.get(&StoreKey::from_stored("abc")), Some(&1));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyHasher;
+
+impl BuildHasher for KeyHasher {
+    type Hasher = PassThrough;
+
+    fn build_hasher(&self) -> PassThrough {
+        PassThrough(0)
+    }
+}
+
+/// The [`Hasher`] of [`KeyHasher`]: keeps the last `u64` written. Other input (which a
+/// `StoreKey` never writes) is folded in with FNV-1a so that it still works.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 

@@ -93,6 +93,9 @@ struct State {
     chunks: usize,
     /// Whether any key is immutable: spares `set` a marker lookup in the common case.
     has_immutables: bool,
+    /// The per-session idle timeout (`update_expiration`), parsed once: the deadline
+    /// is computed on every commit.
+    timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -465,11 +468,10 @@ impl Session {
 
     /// Gives this session its own idle timeout ("remember me"), from now on.
     pub fn update_expiration(&self, timeout: Duration) {
+        let secs = timeout.as_secs().max(1);
         let mut state = self.lock();
-        state.put(
-            reserved::TIMEOUT.to_owned(),
-            Bytes::from(timeout.as_secs().max(1).to_string()),
-        );
+        state.put(reserved::TIMEOUT.to_owned(), Bytes::from(secs.to_string()));
+        state.timeout = Some(Duration::from_secs(secs));
         state.expiry_changed = true;
     }
 
@@ -725,7 +727,7 @@ fn needs_refresh(
     match (stored, wanted) {
         (None, None) => false,
         (Some(s), Some(w)) => {
-            let idle = state.timeout_override().or(idle).unwrap_or_default();
+            let idle = state.timeout.or(idle).unwrap_or_default();
             w.duration_since(s).is_ok_and(|ahead| ahead > idle / 10)
         }
         _ => true,
@@ -750,15 +752,26 @@ impl State {
             cookie: CookieAction::None,
             chunks: 0,
             has_immutables: false,
+            timeout: None,
         }
-        .with_immutables_scanned()
+        .with_reserved_scanned()
     }
 
-    fn with_immutables_scanned(mut self) -> Self {
-        self.has_immutables = self
-            .values
-            .keys()
-            .any(|k| k.starts_with(reserved::IMMUTABLE));
+    /// Reads what the reserved keys say about the session in one pass over the keys
+    /// (no hashing: sessions are small).
+    fn with_reserved_scanned(mut self) -> Self {
+        for (k, v) in self.values.iter() {
+            if !is_reserved(k) {
+                continue;
+            }
+            if k.starts_with(reserved::IMMUTABLE) {
+                self.has_immutables = true;
+            } else if k == reserved::TIMEOUT {
+                self.timeout = parse_counter(v)
+                    .and_then(|secs| u64::try_from(secs).ok())
+                    .map(Duration::from_secs);
+            }
+        }
         self
     }
 
@@ -786,14 +799,6 @@ impl State {
         self.clear |= patch.clear;
     }
 
-    fn timeout_override(&self) -> Option<Duration> {
-        self.values
-            .get(reserved::TIMEOUT)
-            .and_then(|raw| parse_counter(raw))
-            .and_then(|secs| u64::try_from(secs).ok())
-            .map(Duration::from_secs)
-    }
-
     /// The deadline this session should have if it were touched `now`.
     fn wanted_deadline(
         &self,
@@ -801,7 +806,7 @@ impl State {
         absolute: Option<Duration>,
         now: SystemTime,
     ) -> Option<SystemTime> {
-        let idle_deadline = self.timeout_override().or(idle).map(|d| now + d);
+        let idle_deadline = self.timeout.or(idle).map(|d| now + d);
         let absolute_deadline = absolute.map(|limit| {
             let created = self
                 .values

@@ -2,14 +2,13 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    hash::{BuildHasher, RandomState},
     sync::{Arc, Mutex, MutexGuard, OnceLock},
     time::SystemTime,
 };
 
 use super::{
-    apply_changes, is_expired, Change, Committed, ExpiryListener, KeyPage, Patch, Record, Store,
-    StoreError, StoreFuture, StoreKey, Values,
+    apply_changes, is_expired, Change, Committed, ExpiryListener, KeyHasher, KeyPage, Patch,
+    Record, Store, StoreError, StoreFuture, StoreKey, Values,
 };
 
 /// Expired sessions removed per write, on the shard being written: GC work stays
@@ -40,13 +39,13 @@ pub struct MemoryStore {
 
 struct Inner {
     shards: Box<[Mutex<Shard>]>,
-    hasher: RandomState,
     listener: OnceLock<ExpiryListener>,
 }
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<StoreKey, Record>,
+    /// Keys carry their hash: no map operation hashes again.
+    map: HashMap<StoreKey, Record, KeyHasher>,
     by_deadline: BTreeSet<(SystemTime, StoreKey)>,
 }
 
@@ -75,7 +74,6 @@ impl MemoryStoreBuilder {
         MemoryStore {
             inner: Arc::new(Inner {
                 shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
-                hasher: RandomState::new(),
                 listener: OnceLock::new(),
             }),
         }
@@ -120,7 +118,8 @@ impl MemoryStore {
     }
 
     fn shard(&self, key: &StoreKey) -> &Mutex<Shard> {
-        let h = self.inner.hasher.hash_one(key.as_str()) as usize;
+        // High bits: the map inside the shard uses the low ones for its buckets.
+        let h = (key.hash_value() >> 32) as usize;
         &self.inner.shards[h & (self.inner.shards.len() - 1)]
     }
 

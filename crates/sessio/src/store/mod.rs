@@ -45,7 +45,7 @@ pub use self::{
 };
 pub use crate::{
     error::{StoreError, StoreErrorKind, StoreOp},
-    id::StoreKey,
+    id::{KeyHasher, PassThrough, StoreKey},
 };
 
 /// The values of one session: keys to encoded bytes.
