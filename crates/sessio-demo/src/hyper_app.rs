@@ -30,11 +30,11 @@ use crate::{
 type Body = Full<Bytes>;
 
 /// A finished answer that ends a handler early (`?` on a session error or a bad query).
-struct Reject(Response<Body>);
+struct Reject(Box<Response<Body>>);
 
 impl From<sessio::Error> for Reject {
     fn from(e: sessio::Error) -> Self {
-        Reject(app_error(AppError(e)))
+        Reject(Box::new(app_error(AppError(e))))
     }
 }
 
@@ -127,7 +127,7 @@ async fn with_session(sessions: &Sessions, req: &Request<Incoming>) -> Response<
     };
     let mut response = route(&session, req.uri())
         .await
-        .unwrap_or_else(|Reject(res)| res);
+        .unwrap_or_else(|Reject(res)| *res);
     match session.finish().await {
         Ok(cookies) => {
             for cookie in cookies {
@@ -140,13 +140,11 @@ async fn with_session(sessions: &Sessions, req: &Request<Incoming>) -> Response<
         Err(error) => {
             let status = error.status();
             tracing::error!(%error, "committing the session failed; answering {status}");
-            let mut res = Response::new(Full::new(Bytes::from_static(
-                if error.is_unavailable() {
-                    b"the session store is unavailable, please retry"
-                } else {
-                    b"the session could not be saved"
-                },
-            )));
+            let mut res = Response::new(Full::new(Bytes::from_static(if error.is_unavailable() {
+                b"the session store is unavailable, please retry"
+            } else {
+                b"the session could not be saved"
+            })));
             *res.status_mut() = status;
             res
         }
@@ -204,7 +202,7 @@ async fn route(session: &Session, uri: &Uri) -> Result<Response<Body>> {
             let all: BTreeMap<String, serde_json::Value> = session.get_all()?;
             let mut res = text(
                 StatusCode::OK,
-                serde_json::to_vec(&all).map_err(|e| Reject(internal(&e)))?,
+                serde_json::to_vec(&all).map_err(|e| Reject(Box::new(internal(&e))))?,
             );
             res.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -256,7 +254,7 @@ async fn route(session: &Session, uri: &Uri) -> Result<Response<Body>> {
 fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T> {
     axum::extract::Query::<T>::try_from_uri(uri)
         .map(|axum::extract::Query(value)| value)
-        .map_err(|rejection| Reject(text(rejection.status(), rejection.body_text())))
+        .map_err(|rejection| Reject(Box::new(text(rejection.status(), rejection.body_text()))))
 }
 
 fn found_or_404(value: Option<serde_json::Value>) -> Response<Body> {
