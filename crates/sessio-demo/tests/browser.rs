@@ -22,7 +22,7 @@ use support::Demo;
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// Ports this suite may give chromedriver (the project's range for it).
-const PORTS: std::ops::RangeInclusive<u16> = 18300..=18349;
+const PORTS: std::ops::RangeInclusive<u16> = 18300..=18319;
 /// A scenario that takes longer than this has hung (a browser waiting for a page).
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(90);
 
