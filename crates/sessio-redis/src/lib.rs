@@ -138,7 +138,7 @@ pub use fred;
 
 #[cfg(feature = "tracking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tracking")))]
-pub use crate::tracking::{ChangeTracker, Tracked};
+pub use crate::tracking::ChangeTracker;
 pub use crate::{
     builder::{
         RedisStoreBuilder, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE,

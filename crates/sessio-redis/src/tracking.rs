@@ -13,23 +13,9 @@ use fred::{
     interfaces::{ClientLike, EventInterface, TrackingInterface},
     types::{config::ReconnectPolicy, RespVersion},
 };
-use sessio::StoreKey;
+use sessio::{store::Tracked, StoreKey};
 
 use crate::{store::RedisStore, Error};
-
-/// What [`RedisStore::track_changes`] reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Tracked {
-    /// The session under this key was written, expired or deleted.
-    Changed(StoreKey),
-    /// The tracking connection failed: until [`Tracked::Resumed`], changes go
-    /// unreported, so a cache must stop serving (and drop) what it holds.
-    Lost,
-    /// Tracking is on again after [`Tracked::Lost`], or Redis flushed its keys: every
-    /// session may have changed.
-    Resumed,
-}
 
 /// Keeps change tracking on; dropping it (or [`ChangeTracker::stop`]) turns it off.
 pub struct ChangeTracker {
@@ -70,7 +56,8 @@ impl RedisStore {
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-    /// use sessio_redis::{RedisStore, Tracked};
+    /// use sessio::store::Tracked;
+    /// use sessio_redis::RedisStore;
     ///
     /// let store = RedisStore::connect("redis://127.0.0.1:6379/0").await?;
     /// let tracker = store

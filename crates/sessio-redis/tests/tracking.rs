@@ -18,10 +18,10 @@ use std::{
 
 use bytes::Bytes;
 use sessio::{
-    store::{Change, Patch, Store},
+    store::{Change, Patch, Store, Tracked},
     IdGenerator, RandomIds, StoreKey,
 };
-use sessio_redis::{ChangeTracker, RedisStore, Tracked};
+use sessio_redis::{ChangeTracker, RedisStore};
 use sessio_tiered::TieredStore;
 
 /// The bound asserted on the invalidation window.
