@@ -19,7 +19,7 @@
 # and stopped here, FLUSHALLed before each server start).
 #
 # Knobs (env, or the flags): VARIANTS ROUTES="hit load set incr" RUNS=1 N1=2000 N2=7000
-#   CONNS=4 BASE_PORT=18070 REDIS_PORT=18079 OPS_VARIANTS=redis CG_OPTS=""
+#   CONNS=4 BASE_PORT=18080 REDIS_PORT=18079 OPS_VARIANTS=redis CG_OPTS=""
 #   START_TIMEOUT=120 CLIENT_TIMEOUT=1200 BIN=target/release/compare-server
 # Needs: valgrind, python3, redis-server and redis-cli (Redis variants).
 set -euo pipefail
@@ -32,7 +32,7 @@ RUNS=${RUNS:-1}
 N1=${N1:-2000}
 N2=${N2:-7000}
 CONNS=${CONNS:-4}
-BASE_PORT=${BASE_PORT:-18070}
+BASE_PORT=${BASE_PORT:-18080}
 REDIS_PORT=${REDIS_PORT:-18079}
 OPS_VARIANTS=${OPS_VARIANTS:-redis}
 CG_OPTS=${CG_OPTS:-}

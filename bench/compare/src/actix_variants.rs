@@ -49,14 +49,16 @@ pub(crate) async fn serve(opts: Opts) -> Result<(), String> {
             let key = actix_web::cookie::Key::from(&KEY);
             serve_app!(opts, move || App::new()
                 .route("/healthz", web::get().to(healthz))
-                .service(actix_session_routes::routes(web::scope("")).wrap(
-                    actix_session::SessionMiddleware::builder(
-                        actix_session::storage::CookieSessionStore::default(),
-                        key.clone(),
+                .service(
+                    actix_session_routes::routes(web::scope("")).wrap(
+                        actix_session::SessionMiddleware::builder(
+                            actix_session::storage::CookieSessionStore::default(),
+                            key.clone(),
+                        )
+                        .cookie_secure(false)
+                        .build(),
                     )
-                    .cookie_secure(false)
-                    .build(),
-                )))
+                ))
         }
         "actix-session-redis" => {
             let key = actix_web::cookie::Key::from(&KEY);
@@ -66,11 +68,13 @@ pub(crate) async fn serve(opts: Opts) -> Result<(), String> {
                 .map_err(|e| format!("actix-session: cannot connect to {}: {e}", opts.redis))?;
             serve_app!(opts, move || App::new()
                 .route("/healthz", web::get().to(healthz))
-                .service(actix_session_routes::routes(web::scope("")).wrap(
-                    actix_session::SessionMiddleware::builder(store.clone(), key.clone())
-                        .cookie_secure(false)
-                        .build(),
-                )))
+                .service(
+                    actix_session_routes::routes(web::scope("")).wrap(
+                        actix_session::SessionMiddleware::builder(store.clone(), key.clone())
+                            .cookie_secure(false)
+                            .build(),
+                    )
+                ))
         }
         "sessio-actix-cookie" => {
             let key = Key::from_bytes(&KEY).map_err(|e| e.to_string())?;

@@ -102,22 +102,13 @@ mod tower {
     }
 
     async fn hit(session: Session) -> Result<String> {
-        let n: u64 = session
-            .get("counter")
-            .await
-            .map_err(internal)?
-            .unwrap_or(0)
-            + 1;
+        let n: u64 = session.get("counter").await.map_err(internal)?.unwrap_or(0) + 1;
         session.insert("counter", n).await.map_err(internal)?;
         Ok(n.to_string())
     }
 
     async fn load(session: Session) -> Result<String> {
-        let n: u64 = session
-            .get("counter")
-            .await
-            .map_err(internal)?
-            .unwrap_or(0);
+        let n: u64 = session.get("counter").await.map_err(internal)?.unwrap_or(0);
         Ok(n.to_string())
     }
 

@@ -104,13 +104,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
             .ok_or_else(|| format!("{key} needs a value\n{USAGE}"))?;
         match key.as_str() {
             "--variant" => variant = Some(value),
-            "--addr" => {
-                addr = Some(
-                    value
-                        .parse()
-                        .map_err(|e| format!("--addr {value}: {e}"))?,
-                )
-            }
+            "--addr" => addr = Some(value.parse().map_err(|e| format!("--addr {value}: {e}"))?),
             "--workers" => {
                 workers = value
                     .parse()
@@ -162,8 +156,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = if opts.variant.starts_with("actix") || opts.variant.starts_with("sessio-actix")
-    {
+    let result = if opts.variant.starts_with("actix") || opts.variant.starts_with("sessio-actix") {
         actix_web::rt::System::new().block_on(actix_variants::serve(opts))
     } else {
         tokio::runtime::Builder::new_multi_thread()
