@@ -98,7 +98,7 @@ start_server() {  # variant port outprefix
   SRV_PID=$!
   local i
   for ((i = 0; i < START_TIMEOUT * 10; i++)); do
-    grep -q "listening on" "$3.log" && return 0
+    grep -qs "listening on" "$3.log" && return 0
     kill -0 "$SRV_PID" 2>/dev/null || break
     sleep 0.1
   done

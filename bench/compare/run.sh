@@ -109,7 +109,7 @@ start_server() {  # variant port
     --redis "$REDIS_URL" >"$TMP/server.log" 2>&1 &
   SRV_PID=$!
   for _ in $(seq 100); do
-    grep -q "listening on" "$TMP/server.log" && curl -sf -o /dev/null "http://127.0.0.1:$2/healthz" && return 0
+    grep -qs "listening on" "$TMP/server.log" && curl -sf -o /dev/null "http://127.0.0.1:$2/healthz" && return 0
     kill -0 "$SRV_PID" 2>/dev/null || break
     sleep 0.1
   done
