@@ -17,6 +17,7 @@ pub(crate) async fn serve(opts: Opts) -> Result<(), String> {
         "tower-redis" => tower::router(tower::redis_store(&opts.redis).await?),
         "sessio-axum-memory" => sessio_router(Arc::new(MemoryStore::new()))?,
         "sessio-axum-redis" => sessio_router(sessio_redis_store(&opts.redis).await?)?,
+        "sessio-axum-redis-cached" => sessio_router(cached_redis_store(&opts.redis).await?)?,
         other => return Err(format!("{other} is not an axum variant")),
     };
     let app = app.route("/healthz", get(|| async { "ok" }));
@@ -38,6 +39,30 @@ pub(crate) async fn sessio_redis_store(url: &str) -> Result<Arc<dyn Store>, Stri
         .await
         .map(|store| Arc::new(store) as Arc<dyn Store>)
         .map_err(|e| format!("sessio-redis: cannot connect to {url}: {e}"))
+}
+
+/// sessio's Redis store behind a `sessio-tiered` cache kept coherent by Redis client
+/// tracking (room for 100,000 sessions).
+async fn cached_redis_store(url: &str) -> Result<Arc<dyn Store>, String> {
+    use sessio::store::Tracked;
+    let redis = sessio_redis::RedisStore::connect(url)
+        .await
+        .map_err(|e| format!("sessio-redis: cannot connect to {url}: {e}"))?;
+    let cache = sessio_tiered::TieredStore::builder(redis.clone())
+        .max_entries(100_000)
+        .build();
+    let invalidator = cache.invalidator();
+    let tracker = redis
+        .track_changes(move |change| match change {
+            Tracked::Changed(key) => invalidator.invalidate(&key),
+            Tracked::Lost => invalidator.suspend(),
+            _ => invalidator.resume(),
+        })
+        .await
+        .map_err(|e| format!("sessio-redis: cannot track changes on {url}: {e}"))?;
+    // Tracking lasts as long as the server process.
+    std::mem::forget(tracker);
+    Ok(Arc::new(cache))
 }
 
 /// A sessio manager with the library's defaults on `store` (30-minute sliding idle
@@ -86,6 +111,7 @@ mod bare {
             .route("/load", get(count))
             .route("/set", get(count))
             .route("/incr", get(count))
+            .route("/mostly", get(count))
     }
 }
 
@@ -118,6 +144,15 @@ mod tower {
         Ok(v.to_string())
     }
 
+    /// Read-mostly: nine requests in ten only read, the tenth is a `/hit`.
+    async fn mostly(session: Session) -> Result<String> {
+        if crate::mostly_writes() {
+            hit(session).await
+        } else {
+            load(session).await
+        }
+    }
+
     pub(super) fn router<S: SessionStore + Clone>(store: S) -> Router {
         Router::new()
             .route("/hit", get(hit))
@@ -125,6 +160,7 @@ mod tower {
             .route("/set", get(set))
             // No increment in tower-sessions: get + insert, the same as /hit.
             .route("/incr", get(hit))
+            .route("/mostly", get(mostly))
             .layer(SessionManagerLayer::new(store).with_secure(false))
     }
 
@@ -168,11 +204,21 @@ mod with_sessio {
         Ok(session.increment("counter", 1).await?.to_string())
     }
 
+    /// Read-mostly: nine requests in ten only read, the tenth is a `/hit`.
+    async fn mostly(session: Session) -> Result<String, Error> {
+        if crate::mostly_writes() {
+            hit(session).await
+        } else {
+            load(session).await
+        }
+    }
+
     pub(super) fn router() -> Router {
         Router::new()
             .route("/hit", get(hit))
             .route("/load", get(load))
             .route("/set", get(set))
             .route("/incr", get(incr))
+            .route("/mostly", get(mostly))
     }
 }

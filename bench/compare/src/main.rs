@@ -39,6 +39,7 @@ const VARIANTS: &[&str] = &[
     "sessio-axum-memory",
     "tower-redis",
     "sessio-axum-redis",
+    "sessio-axum-redis-cached",
     "actix-bare",
     "actix-session-cookie",
     "sessio-actix-cookie",
@@ -53,6 +54,14 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Next value of the bare counter.
 fn bare_next() -> u64 {
     COUNTER.fetch_add(1, Ordering::Relaxed) + 1
+}
+
+/// Requests seen by `/mostly`.
+static MOSTLY: AtomicU64 = AtomicU64::new(0);
+
+/// Whether this `/mostly` request writes: one in ten (the read-mostly mix).
+fn mostly_writes() -> bool {
+    MOSTLY.fetch_add(1, Ordering::Relaxed) % 10 == 9
 }
 
 /// A fresh value for `/set`, so that every `/set` really changes the session.
