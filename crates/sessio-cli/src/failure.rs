@@ -51,4 +51,3 @@ pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     line.replace('\n', " ")
 }
-

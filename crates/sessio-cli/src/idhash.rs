@@ -25,7 +25,9 @@ pub(crate) fn short_id(hash_key: &str, id: &str) -> String {
 
 /// Whether `s` has the shape of a short id.
 pub(crate) fn looks_short(s: &str) -> bool {
-    s.len() == LEN && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    s.len() == LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 #[cfg(test)]

@@ -17,7 +17,11 @@ use crate::failure::Failure;
 
 /// Command-line flags.
 #[derive(Debug, Parser)]
-#[command(name = "sessio", version, about = "Inspect and manage the sessions of a sessio store")]
+#[command(
+    name = "sessio",
+    version,
+    about = "Inspect and manage the sessions of a sessio store"
+)]
 struct Args {
     /// The store: `redis://HOST[:PORT][/DB][?key_prefix=P]`, `redis-cluster://…`,
     /// `postgres://…`, `mysql://…`, `sqlite:PATH`, `redb:PATH` or `fs:DIR` (the specs

@@ -29,10 +29,16 @@ async fn every_subcommand_on_postgres() {
     let before = sessio(&spec, &["count"]);
     assert_ne!(before.code, 0, "{before:?}");
     assert_eq!(json(&spec, &["migrate"])["migrated"], true);
-    assert_eq!(json(&spec, &["migrate"])["migrated"], true, "migrate twice is fine");
+    assert_eq!(
+        json(&spec, &["migrate"])["migrated"],
+        true,
+        "migrate twice is fine"
+    );
     assert_eq!(json(&spec, &["count"])["count"], 0);
 
-    let ids: Vec<String> = (0..5).map(|i| format!("pg-session-{i}-{}", unique("id"))).collect();
+    let ids: Vec<String> = (0..5)
+        .map(|i| format!("pg-session-{i}-{}", unique("id")))
+        .collect();
     {
         let opened = sessio_spec::open(&spec, sessio_spec::Mode::Admin)
             .await

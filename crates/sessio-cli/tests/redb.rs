@@ -57,7 +57,10 @@ where
         .expect("kill");
     assert!(term.success());
     let status = child.wait().expect("wait");
-    assert!(status.success(), "the demo stops cleanly on SIGTERM: {status}");
+    assert!(
+        status.success(),
+        "the demo stops cleanly on SIGTERM: {status}"
+    );
 }
 
 async fn get(client: &reqwest::Client, url: String) -> String {
@@ -79,7 +82,10 @@ async fn every_subcommand_on_a_redb_file_written_by_the_demo() {
                 .build()
                 .expect("client");
             get(&browser, format!("{base}/login?user={user}")).await;
-            assert_eq!(get(&browser, format!("{base}/incr?key=n&by=41")).await, "41");
+            assert_eq!(
+                get(&browser, format!("{base}/incr?key=n&by=41")).await,
+                "41"
+            );
         }
         // A visitor who only sets a value.
         let browser = reqwest::Client::builder()
@@ -95,7 +101,13 @@ async fn every_subcommand_on_a_redb_file_written_by_the_demo() {
     assert_eq!((listed.len(), pages), (4, 2));
     let logged_in: Vec<&serde_json::Value> = listed
         .iter()
-        .filter(|s| s["keys"].as_array().expect("keys").iter().any(|k| k == "user"))
+        .filter(|s| {
+            s["keys"]
+                .as_array()
+                .expect("keys")
+                .iter()
+                .any(|k| k == "user")
+        })
         .collect();
     assert_eq!(logged_in.len(), 3);
     for s in &logged_in {
@@ -110,9 +122,17 @@ async fn every_subcommand_on_a_redb_file_written_by_the_demo() {
     let mut users = Vec::new();
     for s in &logged_in {
         let shown = json(&spec, &["show", s["id"].as_str().expect("id")]);
-        assert_eq!(shown["values"]["authenticated"], serde_json::json!({ "json": true }));
+        assert_eq!(
+            shown["values"]["authenticated"],
+            serde_json::json!({ "json": true })
+        );
         assert_eq!(shown["values"]["n"], serde_json::json!({ "json": 41 }));
-        users.push(shown["values"]["user"]["json"].as_str().expect("user").to_owned());
+        users.push(
+            shown["values"]["user"]["json"]
+                .as_str()
+                .expect("user")
+                .to_owned(),
+        );
     }
     users.sort();
     assert_eq!(users, ["iris", "kataras", "makis"]);

@@ -16,7 +16,9 @@ async fn every_subcommand_on_redis() {
         .await
         .expect("Redis must run on 127.0.0.1:6379");
     let store = opened.store();
-    let ids: Vec<String> = (0..5).map(|i| format!("redis-session-{i}-{}", unique("id"))).collect();
+    let ids: Vec<String> = (0..5)
+        .map(|i| format!("redis-session-{i}-{}", unique("id")))
+        .collect();
     for id in &ids {
         put(
             &**store,
@@ -33,7 +35,10 @@ async fn every_subcommand_on_redis() {
         serde_json::json!({ "purged": 0, "native_expiry": true })
     );
     let text = sessio(&spec, &["purge-expired"]);
-    assert!(text.stdout.contains("expires sessions by itself"), "{text:?}");
+    assert!(
+        text.stdout.contains("expires sessions by itself"),
+        "{text:?}"
+    );
     // No schema either.
     assert_eq!(json(&spec, &["migrate"])["migrated"], false);
     check_common(&spec, &ids);

@@ -24,5 +24,8 @@ pub(crate) async fn render(sessions: &Sessions) -> String {
     if let Err(e) = sessions.count().await {
         tracing::debug!(error = %e, "no live-session gauge");
     }
-    HANDLE.get().map(PrometheusHandle::render).unwrap_or_default()
+    HANDLE
+        .get()
+        .map(PrometheusHandle::render)
+        .unwrap_or_default()
 }

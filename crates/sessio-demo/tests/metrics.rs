@@ -26,7 +26,10 @@ async fn scripted(framework: &str) {
     // Three visitors start sessions; one logs in (regenerate), one is destroyed.
     let (a, b, c) = (demo.browser(), demo.browser(), demo.browser());
     for browser in [&a, &b, &c] {
-        assert_eq!(demo.get(browser, "/set?key=colour&value=green").await.0, 200);
+        assert_eq!(
+            demo.get(browser, "/set?key=colour&value=green").await.0,
+            200
+        );
     }
     assert_eq!(demo.get(&a, "/login?user=kataras").await.0, 200);
     assert_eq!(demo.get(&b, "/destroy").await.0, 200);
@@ -35,14 +38,32 @@ async fn scripted(framework: &str) {
     let (status, text) = demo.get(&demo.raw(), "/metrics").await;
     assert_eq!(status, 200);
     let m = |name: &str, labels: &[(&str, &str)]| {
-        sample(&text, name, labels).unwrap_or_else(|| panic!("{framework}: no {name} {labels:?} in\n{text}"))
+        sample(&text, name, labels)
+            .unwrap_or_else(|| panic!("{framework}: no {name} {labels:?} in\n{text}"))
     };
     assert_eq!(m("sessio_sessions_created_total", &[]), 3.0, "{framework}");
-    assert_eq!(m("sessio_sessions_regenerated_total", &[]), 1.0, "{framework}");
-    assert_eq!(m("sessio_sessions_destroyed_total", &[]), 1.0, "{framework}");
-    assert_eq!(m("sessio_sessions_live", &[("store", "memory")]), 2.0, "{framework}");
+    assert_eq!(
+        m("sessio_sessions_regenerated_total", &[]),
+        1.0,
+        "{framework}"
+    );
+    assert_eq!(
+        m("sessio_sessions_destroyed_total", &[]),
+        1.0,
+        "{framework}"
+    );
+    assert_eq!(
+        m("sessio_sessions_live", &[("store", "memory")]),
+        2.0,
+        "{framework}"
+    );
     // Writes: 3 creations + the login's rewrite under the new id.
-    let op = |op: &str| m("sessio_store_op_duration_seconds_count", &[("store", "memory"), ("op", op)]);
+    let op = |op: &str| {
+        m(
+            "sessio_store_op_duration_seconds_count",
+            &[("store", "memory"), ("op", op)],
+        )
+    };
     assert_eq!(op("commit"), 4.0, "{framework}");
     // Destroys: the login's old id and the destroyed session.
     assert_eq!(op("destroy"), 2.0, "{framework}");

@@ -274,7 +274,10 @@ mod tests {
         );
         assert_eq!(
             split_key_prefix("redis-cluster://h:1?node=x:2&key_prefix=p&z=1"),
-            ("redis-cluster://h:1?node=x:2&z=1".to_owned(), Some("p".to_owned()))
+            (
+                "redis-cluster://h:1?node=x:2&z=1".to_owned(),
+                Some("p".to_owned())
+            )
         );
         assert_eq!(
             split_key_prefix("redis://h"),

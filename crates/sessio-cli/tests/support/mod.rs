@@ -119,7 +119,13 @@ pub fn list_all(store: &str, limit: usize) -> (Vec<Value>, usize) {
         let page = json(store, &args);
         pages += 1;
         assert!(pages < 100, "paging does not end");
-        all.extend(page["sessions"].as_array().expect("sessions").iter().cloned());
+        all.extend(
+            page["sessions"]
+                .as_array()
+                .expect("sessions")
+                .iter()
+                .cloned(),
+        );
         match page["next"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
             None => return (all, pages),
@@ -137,7 +143,10 @@ pub fn check_common(store: &str, ids: &[String]) {
     assert_eq!(table.code, 0, "{table:?}");
     assert!(table.stdout.starts_with("ID"), "{table:?}");
     for id in ids {
-        assert!(!table.stdout.contains(id.as_str()), "an id in the clear: {table:?}");
+        assert!(
+            !table.stdout.contains(id.as_str()),
+            "an id in the clear: {table:?}"
+        );
     }
     // Paging: every session once, on more than one page.
     let (listed, pages) = list_all(store, 2);
@@ -161,25 +170,42 @@ pub fn check_common(store: &str, ids: &[String]) {
             .as_secs();
         assert!(expires > now && expires < now + 4000, "{s}");
         let id = s["id"].as_str().expect("id");
-        assert!(ids.iter().all(|full| !full.contains(id) && !id.contains(full.as_str())));
+        assert!(ids
+            .iter()
+            .all(|full| !full.contains(id) && !id.contains(full.as_str())));
     }
     // show, by short id and by full id.
     let shown = json(store, &["show", &short[0]]);
     assert_eq!(shown["id"], short[0].as_str());
-    assert_eq!(shown["values"]["user"], serde_json::json!({ "json": "iris" }));
-    assert_eq!(shown["values"]["blob"], serde_json::json!({ "base64": "/wA=" }));
+    assert_eq!(
+        shown["values"]["user"],
+        serde_json::json!({ "json": "iris" })
+    );
+    assert_eq!(
+        shown["values"]["blob"],
+        serde_json::json!({ "base64": "/wA=" })
+    );
     let by_full = json(store, &["show", &ids[0]]);
     assert_eq!(by_full["values"]["user"]["json"], "iris");
     let table = sessio(store, &["show", &ids[0]]);
-    assert!(table.stdout.contains("user") && table.stdout.contains("\"iris\""), "{table:?}");
+    assert!(
+        table.stdout.contains("user") && table.stdout.contains("\"iris\""),
+        "{table:?}"
+    );
     assert!(!table.stdout.contains(ids[0].as_str()), "{table:?}");
     // A session that does not exist: exit 1, the id not echoed.
     let missing = sessio(store, &["show", "no-such-session-id-at-all"]);
     assert_eq!(missing.code, 1, "{missing:?}");
-    assert!(!missing.stderr.contains("no-such-session-id-at-all"), "{missing:?}");
+    assert!(
+        !missing.stderr.contains("no-such-session-id-at-all"),
+        "{missing:?}"
+    );
     // destroy by short id.
     let gone = json(store, &["destroy", &short[0]]);
-    assert_eq!(gone, serde_json::json!({ "id": short[0], "destroyed": true }));
+    assert_eq!(
+        gone,
+        serde_json::json!({ "id": short[0], "destroyed": true })
+    );
     assert_eq!(json(store, &["count"])["count"], ids.len() as u64 - 1);
     assert_eq!(sessio(store, &["destroy", &short[0]]).code, 1);
     // destroy-all refuses without --yes and keeps everything.
