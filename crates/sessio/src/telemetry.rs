@@ -28,8 +28,9 @@ use std::{fmt, sync::Arc};
 
 use tracing::Instrument as _;
 
+#[cfg(feature = "metrics")]
+use crate::error::StoreError;
 use crate::{
-    error::StoreError,
     sessions::DestroyReason,
     store::{Committed, ExpiryListener, KeyPage, Patch, Record, Store, StoreFuture, StoreKey},
 };
