@@ -3,7 +3,7 @@
 use std::{
     fmt,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
     time::{Duration, SystemTime},
@@ -31,6 +31,9 @@ pub struct TieredStore {
 struct Shared {
     cache: Cache,
     generations: Generations,
+    /// Set while the change channel is down: nothing is served from the cache or
+    /// put into it, since invalidations cannot arrive.
+    suspended: AtomicBool,
     max_staleness: Option<Duration>,
     stats: Counters,
 }
@@ -99,6 +102,7 @@ impl TieredStoreBuilder {
             shared: Arc::new(Shared {
                 cache: Cache::new(self.max_entries, self.max_bytes),
                 generations: Generations::new(),
+                suspended: AtomicBool::new(false),
                 max_staleness: self.max_staleness,
                 stats: Counters::default(),
             }),
@@ -158,7 +162,7 @@ impl Shared {
 
     /// Caches `record` unless `key` was invalidated since `generation` was read.
     fn put(&self, key: &StoreKey, record: Record, generation: u64) {
-        if !self.generations.unchanged(key, generation) {
+        if self.suspended.load(Ordering::Acquire) || !self.generations.unchanged(key, generation) {
             return;
         }
         let evicted = self.cache.insert(key.clone(), Entry::new(record));
@@ -216,6 +220,22 @@ impl Invalidator {
             .fetch_add(1, Ordering::Relaxed);
         tracing::debug!("session cache flushed");
     }
+
+    /// The change channel is down: drop every entry and bypass the cache (every
+    /// load goes to the shared store) until [`Invalidator::resume`].
+    pub fn suspend(&self) {
+        self.shared.suspended.store(true, Ordering::Release);
+        self.flush();
+        tracing::warn!("session cache suspended: change channel down");
+    }
+
+    /// The change channel is back: drop what was cached before (changes may have been
+    /// missed) and cache again.
+    pub fn resume(&self) {
+        self.flush();
+        self.shared.suspended.store(false, Ordering::Release);
+        tracing::info!("session cache resumed");
+    }
 }
 
 impl Store for TieredStore {
@@ -225,6 +245,10 @@ impl Store for TieredStore {
 
     fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Record>> {
         let shared = &self.shared;
+        if shared.suspended.load(Ordering::Acquire) {
+            shared.stats.misses.fetch_add(1, Ordering::Relaxed);
+            return self.inner.load(key);
+        }
         if let Some(entry) = shared.cache.get(key) {
             if shared.fresh(&entry, SystemTime::now()) {
                 shared.stats.hits.fetch_add(1, Ordering::Relaxed);
