@@ -14,9 +14,11 @@ impl From<Error> for AppError {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let status = match &self.0 {
+impl AppError {
+    /// The demo's own status for this error; `None` leaves it to the core mapping
+    /// (`503` for a store that is down, `500` otherwise).
+    pub(crate) fn demo_status(&self) -> Option<StatusCode> {
+        Some(match &self.0 {
             Error::ReservedKey { .. } => StatusCode::BAD_REQUEST,
             Error::Immutable { .. } | Error::Decode { .. } => StatusCode::CONFLICT,
             Error::Store(e)
@@ -31,8 +33,16 @@ impl IntoResponse for AppError {
                 StatusCode::NOT_IMPLEMENTED
             }
             Error::CookieTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => return self.0.into_response(),
-        };
-        (status, format!("{}\n", self.0)).into_response()
+            _ => return None,
+        })
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self.demo_status() {
+            Some(status) => (status, format!("{}\n", self.0)).into_response(),
+            None => self.0.into_response(),
+        }
     }
 }

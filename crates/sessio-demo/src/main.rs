@@ -6,6 +6,7 @@ mod actix_app;
 mod app;
 mod error;
 mod metrics;
+mod hyper_app;
 mod stores;
 
 use std::{net::SocketAddr, time::Duration};
@@ -45,7 +46,7 @@ struct Args {
     /// Tokio worker threads (default: one per core); with actix, its worker threads.
     #[arg(long)]
     workers: Option<usize>,
-    /// The web framework serving the routes (the same routes on both).
+    /// The web framework serving the routes (the same routes on every one).
     #[arg(long, value_enum, default_value_t = Framework::Axum)]
     framework: Framework,
 }
@@ -57,6 +58,8 @@ enum Framework {
     Axum,
     /// actix-web with `sessio-actix`.
     Actix,
+    /// Plain hyper 1.x with no adapter: `Sessions::start` and `Session::finish` by hand.
+    Hyper,
 }
 
 fn main() -> std::process::ExitCode {
@@ -119,6 +122,7 @@ async fn run(args: Args) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string()),
             Framework::Actix => actix_app::serve(listener, sessions, args.workers).await,
+            Framework::Hyper => hyper_app::serve(listener, sessions).await,
         }
     };
     tokio::select! {

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use support::{pair, session_cookie, Demo};
 
-/// Every test below runs once per framework (`--framework axum` and `--framework
-/// actix`): one suite, two apps, so the adapters cannot drift apart. A test written
-/// but not listed here is dead code, which clippy rejects.
-macro_rules! on_both_frameworks {
+/// Every test below runs once per framework (`--framework axum`, `--framework actix`
+/// and `--framework hyper`, plain hyper with no adapter): one suite, three apps, so they
+/// cannot drift apart. A test written but not listed here is dead code, which clippy
+/// rejects.
+macro_rules! on_every_framework {
     ($($name:ident),* $(,)?) => {
         mod axum {
             $(#[tokio::test]
@@ -25,10 +26,16 @@ macro_rules! on_both_frameworks {
                 super::$name("actix").await;
             })*
         }
+        mod hyper {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name("hyper").await;
+            })*
+        }
     };
 }
 
-on_both_frameworks!(
+on_every_framework!(
     login_secret_logout,
     login_regenerates_the_id_and_kills_the_old_one,
     values_set_get_delete_clear_all,
@@ -504,11 +511,11 @@ async fn key_file_signs_ids_and_tampering_gets_a_fresh_session(fw: &'static str)
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// Both apps answer a script of requests with the same statuses, content types and
+/// Every app answers a script of requests with the same statuses, content types and
 /// bodies, including rejections (bad query strings, wrong types, reserved keys), 404s
 /// and 405s that the suite above only checks by status.
 #[tokio::test]
-async fn both_frameworks_give_identical_answers() {
+async fn every_framework_gives_identical_answers() {
     let script = [
         "/",
         "/nosuch",
@@ -567,9 +574,12 @@ async fn both_frameworks_give_identical_answers() {
         out
     }
     let axum = answers("axum", &script).await;
-    let actix = answers("actix", &script).await;
-    for (a, b) in axum.iter().zip(&actix) {
-        assert_eq!(a, b, "axum (left) and actix (right) differ");
+    for other in ["actix", "hyper"] {
+        let answers = answers(other, &script).await;
+        assert_eq!(axum.len(), answers.len());
+        for (a, b) in axum.iter().zip(&answers) {
+            assert_eq!(a, b, "axum (left) and {other} (right) differ");
+        }
     }
 }
 
@@ -581,5 +591,8 @@ fn unknown_framework_fails_clearly() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("axum") && err.contains("actix"), "{err}");
+    assert!(
+        err.contains("axum") && err.contains("actix") && err.contains("hyper"),
+        "{err}"
+    );
 }

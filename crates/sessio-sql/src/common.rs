@@ -82,6 +82,31 @@ where
     }
 }
 
+/// The error of a call that outlived [`SqlStoreOptions::call_timeout`](crate::SqlStoreOptions::call_timeout).
+#[derive(Debug, thiserror::Error)]
+#[error("no answer from the database within {0:?}")]
+pub(crate) struct CallTimedOut(std::time::Duration);
+
+/// Runs `call`, failing with `Unavailable` once `limit` has passed (dropping the
+/// call's future, which returns or discards its connection).
+pub(crate) async fn with_deadline<T>(
+    store: &'static str,
+    op: StoreOp,
+    limit: Option<std::time::Duration>,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let Some(limit) = limit else {
+        return call.await;
+    };
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::debug!(store, %op, ?limit, "sql store call timed out");
+            Err(StoreError::unavailable(store, op, CallTimedOut(limit)))
+        }
+    }
+}
+
 fn lost_connection(e: &StoreError) -> bool {
     std::error::Error::source(e)
         .and_then(|s| s.downcast_ref::<sqlx::Error>())

@@ -18,6 +18,7 @@ macro_rules! sql_store {
                         sql: $crate::common::Sql::new(dialect, &options.table),
                         table: options.table.clone(),
                         sweep_batch: options.sweep_batch,
+                        call_timeout: options.call_timeout,
                         listener: std::sync::OnceLock::new(),
                         pool,
                     }),
@@ -88,6 +89,21 @@ macro_rules! sql_store {
                     // Let other work at the database between batches.
                     tokio::task::yield_now().await;
                 }
+            }
+
+            /// `call`, failing with `Unavailable` once the configured call timeout
+            /// has passed.
+            fn bounded<'a, T: Send + 'a>(
+                &self,
+                op: sessio::store::StoreOp,
+                call: impl std::future::Future<Output = Result<T, sessio::store::StoreError>> + Send + 'a,
+            ) -> sessio::store::StoreFuture<'a, T> {
+                sessio::store::StoreFuture::new($crate::common::with_deadline(
+                    $name,
+                    op,
+                    self.inner.call_timeout,
+                    call,
+                ))
             }
 
             /// How many times a call is retried after a connection failure that
@@ -321,7 +337,7 @@ macro_rules! sql_store {
                 &'a self,
                 key: &'a sessio::store::StoreKey,
             ) -> sessio::store::StoreFuture<'a, Option<sessio::store::Record>> {
-                sessio::store::StoreFuture::new($crate::common::with_retry(
+                self.bounded(sessio::store::StoreOp::Load, $crate::common::with_retry(
                     $name,
                     self.retry_budget(),
                     move || self.load_inner(key),
@@ -333,7 +349,7 @@ macro_rules! sql_store {
                 key: &'a sessio::store::StoreKey,
                 patch: &'a sessio::store::Patch,
             ) -> sessio::store::StoreFuture<'a, sessio::store::Committed> {
-                sessio::store::StoreFuture::new(self.commit_inner(key, patch))
+                self.bounded(sessio::store::StoreOp::Commit, self.commit_inner(key, patch))
             }
 
             fn destroy<'a>(
@@ -342,7 +358,7 @@ macro_rules! sql_store {
             ) -> sessio::store::StoreFuture<'a, bool> {
                 // Retried on a dropped connection like the reads: if the server did
                 // delete before the connection died, the retry reports `false`.
-                sessio::store::StoreFuture::new($crate::common::with_retry($name, self.retry_budget(), move || async move {
+                self.bounded(sessio::store::StoreOp::Destroy, $crate::common::with_retry($name, self.retry_budget(), move || async move {
                     let done = sqlx::query(&self.inner.sql.destroy)
                         .bind(Self::param(key.as_str()))
                         .bind($crate::common::now_millis())
@@ -356,11 +372,11 @@ macro_rules! sql_store {
             }
 
             fn destroy_all(&self) -> sessio::store::StoreFuture<'_, u64> {
-                sessio::store::StoreFuture::new(self.destroy_all_inner())
+                self.bounded(sessio::store::StoreOp::DestroyAll, self.destroy_all_inner())
             }
 
             fn count(&self) -> sessio::store::StoreFuture<'_, u64> {
-                sessio::store::StoreFuture::new($crate::common::with_retry($name, self.retry_budget(), move || async move {
+                self.bounded(sessio::store::StoreOp::Count, $crate::common::with_retry($name, self.retry_budget(), move || async move {
                     let n: i64 = sqlx::query_scalar(&self.inner.sql.count)
                         .bind($crate::common::now_millis())
                         .fetch_one(&self.inner.pool)
@@ -377,7 +393,7 @@ macro_rules! sql_store {
                 cursor: Option<&'a str>,
                 limit: usize,
             ) -> sessio::store::StoreFuture<'a, sessio::store::KeyPage> {
-                sessio::store::StoreFuture::new($crate::common::with_retry(
+                self.bounded(sessio::store::StoreOp::Keys, $crate::common::with_retry(
                     $name,
                     self.retry_budget(),
                     move || self.keys_inner(cursor, limit),
@@ -407,5 +423,6 @@ pub(crate) struct Inner<DB: sqlx::Database> {
     pub(crate) sql: crate::common::Sql,
     pub(crate) table: crate::TableName,
     pub(crate) sweep_batch: u32,
+    pub(crate) call_timeout: Option<std::time::Duration>,
     pub(crate) listener: std::sync::OnceLock<sessio::store::ExpiryListener>,
 }

@@ -54,7 +54,9 @@
 //! (reads, destroys, the `BEGIN` of a commit) is retried on another connection: once
 //! the database is back, the next call works. A commit whose connection is lost
 //! after `BEGIN` is not retried and fails with `Unavailable`; whether it was applied
-//! is then unknown (as with any database client).
+//! is then unknown (as with any database client). Every call runs under
+//! [`SqlStoreOptions::call_timeout`] (default 10 s), so a server that stops answering
+//! without closing its connections also yields `Unavailable` in bounded time.
 //!
 //! # Features
 //!

@@ -93,6 +93,7 @@ pub struct SqlStoreOptions {
     pub(crate) table: TableName,
     pub(crate) max_connections: u32,
     pub(crate) acquire_timeout: Duration,
+    pub(crate) call_timeout: Option<Duration>,
     pub(crate) test_before_acquire: bool,
     pub(crate) migrate: bool,
     pub(crate) sweep_interval: Option<Duration>,
@@ -105,6 +106,7 @@ impl Default for SqlStoreOptions {
             table: TableName::default(),
             max_connections: 10,
             acquire_timeout: Duration::from_secs(3),
+            call_timeout: Some(Duration::from_secs(10)),
             test_before_acquire: false,
             migrate: true,
             sweep_interval: Some(Duration::from_secs(60)),
@@ -115,7 +117,7 @@ impl Default for SqlStoreOptions {
 
 impl SqlStoreOptions {
     /// The defaults: table `sessio_sessions`, 10 connections, 3 s acquire timeout,
-    /// no ping before use, `migrate()` on connect, a sweep every 60 s in
+    /// 10 s call timeout, no ping before use, `migrate()` on connect, a sweep every 60 s in
     /// batches of 500.
     pub fn new() -> Self {
         Self::default()
@@ -147,6 +149,20 @@ impl SqlStoreOptions {
     #[must_use]
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
+        self
+    }
+
+    /// The longest one store call (a load, a commit with its transaction, a count, …)
+    /// may take, connection included, before it fails with
+    /// [`StoreErrorKind::Unavailable`](sessio::store::StoreErrorKind::Unavailable)
+    /// (default 10 s; `None`: no limit). The acquire timeout bounds waiting for a
+    /// connection; this bounds a server that accepted the connection and then stopped
+    /// answering (a hung host, a network partition), which TCP alone would wait out
+    /// for minutes. A commit cut off by it may or may not have been applied. Applies
+    /// with `from_pool` too.
+    #[must_use]
+    pub fn call_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.call_timeout = timeout;
         self
     }
 

@@ -1,0 +1,178 @@
+//! The axum variants: bare, tower-sessions (memory, Redis) and sessio-axum (memory,
+//! Redis), all on axum 0.8 with the same routes.
+
+use std::sync::Arc;
+
+use axum::{http::StatusCode, routing::get, Router};
+use sessio::{store::Store, MemoryStore, Sessions};
+use sessio_axum::SessionLayer;
+
+use crate::{announce, bare_next, set_value, Opts};
+
+/// Builds the variant's router and serves it until SIGTERM/SIGINT.
+pub(crate) async fn serve(opts: Opts) -> Result<(), String> {
+    let app = match opts.variant.as_str() {
+        "axum-bare" => bare::router(),
+        "tower-memory" => tower::router(tower_sessions::MemoryStore::default()),
+        "tower-redis" => tower::router(tower::redis_store(&opts.redis).await?),
+        "sessio-axum-memory" => sessio_router(Arc::new(MemoryStore::new()))?,
+        "sessio-axum-redis" => sessio_router(sessio_redis_store(&opts.redis).await?)?,
+        other => return Err(format!("{other} is not an axum variant")),
+    };
+    let app = app.route("/healthz", get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind(opts.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", opts.addr))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    announce(&opts, local);
+    tokio::select! {
+        served = axum::serve(listener, app) => served.map_err(|e| e.to_string()),
+        () = shutdown_signal() => Ok(()),
+    }
+}
+
+/// sessio's Redis store as the library's users get it (`RedisStore::connect`: default
+/// pool of connections, default timeouts).
+pub(crate) async fn sessio_redis_store(url: &str) -> Result<Arc<dyn Store>, String> {
+    sessio_redis::RedisStore::connect(url)
+        .await
+        .map(|store| Arc::new(store) as Arc<dyn Store>)
+        .map_err(|e| format!("sessio-redis: cannot connect to {url}: {e}"))
+}
+
+/// A sessio manager with the library's defaults on `store` (30-minute sliding idle
+/// timeout, `Secure` only over TLS).
+pub(crate) fn sessio_sessions(store: Arc<dyn Store>) -> Result<Sessions, String> {
+    Sessions::builder()
+        .shared_store(store)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn sessio_router(store: Arc<dyn Store>) -> Result<Router, String> {
+    Ok(with_sessio::router().layer(SessionLayer::new(sessio_sessions(store)?)))
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// No sessions: the ceiling.
+mod bare {
+    use super::*;
+
+    async fn count() -> String {
+        bare_next().to_string()
+    }
+
+    pub(super) fn router() -> Router {
+        Router::new()
+            .route("/hit", get(count))
+            .route("/load", get(count))
+            .route("/set", get(count))
+            .route("/incr", get(count))
+    }
+}
+
+/// tower-sessions 0.14 (`with_secure(false)`: plain HTTP on loopback).
+mod tower {
+    use super::*;
+    use tower_sessions::{session::Error, Session, SessionManagerLayer, SessionStore};
+    use tower_sessions_redis_store::fred::prelude::{Client, ClientLike, Config};
+
+    type Result<T> = std::result::Result<T, (StatusCode, String)>;
+
+    fn internal(e: Error) -> (StatusCode, String) {
+        (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+
+    async fn hit(session: Session) -> Result<String> {
+        let n: u64 = session.get("counter").await.map_err(internal)?.unwrap_or(0) + 1;
+        session.insert("counter", n).await.map_err(internal)?;
+        Ok(n.to_string())
+    }
+
+    async fn load(session: Session) -> Result<String> {
+        let n: u64 = session.get("counter").await.map_err(internal)?.unwrap_or(0);
+        Ok(n.to_string())
+    }
+
+    async fn set(session: Session) -> Result<String> {
+        let v = set_value();
+        session.insert("last", v).await.map_err(internal)?;
+        Ok(v.to_string())
+    }
+
+    pub(super) fn router<S: SessionStore + Clone>(store: S) -> Router {
+        Router::new()
+            .route("/hit", get(hit))
+            .route("/load", get(load))
+            .route("/set", get(set))
+            // No increment in tower-sessions: get + insert, the same as /hit.
+            .route("/incr", get(hit))
+            .layer(SessionManagerLayer::new(store).with_secure(false))
+    }
+
+    /// tower-sessions-redis-store 0.16 on one fred client (one multiplexed connection,
+    /// as its README sets it up).
+    pub(super) async fn redis_store(
+        url: &str,
+    ) -> std::result::Result<tower_sessions_redis_store::RedisStore<Client>, String> {
+        let config = Config::from_url(url).map_err(|e| format!("{url}: {e}"))?;
+        let client = Client::new(config, None, None, None);
+        client
+            .init()
+            .await
+            .map_err(|e| format!("tower-sessions-redis-store: cannot connect to {url}: {e}"))?;
+        Ok(tower_sessions_redis_store::RedisStore::new(client))
+    }
+}
+
+/// sessio's routes (the layer is added by the caller).
+mod with_sessio {
+    use super::*;
+    use ::sessio::{Error, Session};
+
+    async fn hit(session: Session) -> Result<String, Error> {
+        let n: u64 = session.get_or("counter", 0)? + 1;
+        session.set("counter", &n)?;
+        Ok(n.to_string())
+    }
+
+    async fn load(session: Session) -> Result<String, Error> {
+        Ok(session.get_or::<u64>("counter", 0)?.to_string())
+    }
+
+    async fn set(session: Session) -> Result<String, Error> {
+        let v = set_value();
+        session.set("last", &v)?;
+        Ok(v.to_string())
+    }
+
+    async fn incr(session: Session) -> Result<String, Error> {
+        Ok(session.increment("counter", 1).await?.to_string())
+    }
+
+    pub(super) fn router() -> Router {
+        Router::new()
+            .route("/hit", get(hit))
+            .route("/load", get(load))
+            .route("/set", get(set))
+            .route("/incr", get(incr))
+    }
+}
