@@ -5,8 +5,8 @@
 mod actix_app;
 mod app;
 mod error;
-mod metrics;
 mod hyper_app;
+mod metrics;
 mod stores;
 
 use std::{net::SocketAddr, time::Duration};
