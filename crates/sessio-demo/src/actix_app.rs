@@ -49,6 +49,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig, sessions: &Sessions) {
     cfg.app_data(Data::new(sessions.clone()))
         .service(web::resource("/healthz").route(web::get().to(|| async { "ok" })))
         .service(web::resource("/admin/count").route(web::get().to(count)))
+        .service(web::resource("/metrics").route(web::get().to(metrics)))
         .service(
             web::scope("")
                 .wrap(SessionMiddleware::new(sessions.clone()))
@@ -256,6 +257,13 @@ async fn expire(session: Session, q: Query<Expire>) -> HttpResponse {
 /// How many live sessions the store holds (admin; no session of its own).
 async fn count(sessions: Data<Sessions>) -> Result<String> {
     Ok(sessions.count().await?.to_string())
+}
+
+/// sessio's metrics, Prometheus text format (no session of its own).
+async fn metrics(sessions: Data<Sessions>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(crate::metrics::render(&sessions).await)
 }
 
 /// The benchmark route shared with the peers harness: read `counter`, write counter+1.

@@ -39,6 +39,7 @@ pub(crate) fn router(sessions: Sessions) -> Router {
         .layer(SessionLayer::new(sessions.clone()))
         .route("/healthz", get(|| async { "ok" }))
         .route("/admin/count", get(count))
+        .route("/metrics", get(metrics))
         .layer(Extension(sessions))
 }
 
@@ -230,6 +231,14 @@ async fn expire(session: Session, Query(q): Query<Expire>) -> Response {
 /// How many live sessions the store holds (admin; no session of its own).
 async fn count(Extension(sessions): Extension<Sessions>) -> Result<String> {
     Ok(sessions.count().await?.to_string())
+}
+
+/// sessio's metrics, Prometheus text format (no session of its own).
+async fn metrics(Extension(sessions): Extension<Sessions>) -> impl IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(&sessions).await,
+    )
 }
 
 /// The benchmark route shared with the peers harness: read `counter`, write counter+1.

@@ -6,6 +6,7 @@ mod actix_app;
 mod app;
 mod error;
 mod hyper_app;
+mod metrics;
 mod stores;
 
 use std::{net::SocketAddr, time::Duration};
@@ -86,6 +87,8 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // Before `Sessions` is built: sessio resolves its metric handles then.
+    metrics::install()?;
     let keys = keys(args.key_file.as_deref())?;
     let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
     let mut builder = Sessions::builder()

@@ -588,4 +588,8 @@ impl Store for FileStore {
         let _ = self.inner.listener.set(listener);
         true
     }
+
+    fn purge_expired(&self) -> StoreFuture<'_, Option<u64>> {
+        StoreFuture::new(async move { FileStore::purge_expired(self).await.map(Some) })
+    }
 }

@@ -445,4 +445,8 @@ impl Store for RedbStore {
         let _ = self.inner.listener.set(listener);
         true
     }
+
+    fn purge_expired(&self) -> StoreFuture<'_, Option<u64>> {
+        StoreFuture::new(async move { RedbStore::purge_expired(self).await.map(Some) })
+    }
 }

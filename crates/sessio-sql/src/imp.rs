@@ -405,6 +405,12 @@ macro_rules! sql_store {
                 let _ = self.inner.listener.set(listener);
                 true
             }
+
+            fn purge_expired(&self) -> sessio::store::StoreFuture<'_, Option<u64>> {
+                sessio::store::StoreFuture::new(async move {
+                    $Store::purge_expired(self).await.map(Some)
+                })
+            }
         }
     };
 }

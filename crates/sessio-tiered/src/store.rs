@@ -324,6 +324,11 @@ impl Store for TieredStore {
     fn set_expiry_listener(&self, listener: ExpiryListener) -> bool {
         self.inner.set_expiry_listener(listener)
     }
+
+    fn purge_expired(&self) -> StoreFuture<'_, Option<u64>> {
+        // Cached copies carry their deadline: loads skip expired ones by themselves.
+        self.inner.purge_expired()
+    }
 }
 
 /// Applies `patch` to a cached copy in order, taking each increment's result from

@@ -12,6 +12,7 @@ use crate::{
     secure::{IdCookie, Keys},
     sessions::{DestroyReason, Sessions},
     store::{ClientSide, CookieStore, MemoryStore, Store, StoreKey},
+    telemetry::Instrumented,
 };
 
 /// When the session cookie carries the `Secure` attribute.
@@ -55,6 +56,8 @@ pub(crate) struct Config {
     pub(crate) absolute_timeout: Option<Duration>,
     pub(crate) ids: Box<dyn IdGenerator>,
     pub(crate) store: Arc<dyn Store>,
+    /// Session lifecycle counters.
+    pub(crate) events: crate::telemetry::Events,
     pub(crate) codec: Codec,
     pub(crate) on_destroy: Vec<DestroyCallback>,
     /// Client-side sessions: the data lives in the cookie, not in `store`.
@@ -304,8 +307,9 @@ impl SessionsBuilder {
                 ))
             }
             (Some(_), None) => Arc::new(ClientSide) as Arc<dyn Store>,
-            (None, Some(store)) => store,
-            (None, None) => Arc::new(MemoryStore::new()) as Arc<dyn Store>,
+            // Server-side stores report spans and metrics (see `telemetry`).
+            (None, Some(store)) => Instrumented::wrap(store),
+            (None, None) => Instrumented::wrap(Arc::new(MemoryStore::new())),
         };
         Ok(Sessions::from_config(Config {
             cookie: self.cookie,
@@ -315,6 +319,7 @@ impl SessionsBuilder {
             store,
             codec: self.codec,
             on_destroy: self.on_destroy,
+            events: crate::telemetry::Events::new(),
             client: self.client,
         }))
     }

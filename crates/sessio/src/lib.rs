@@ -14,6 +14,7 @@ pub mod secure;
 mod session;
 mod sessions;
 pub mod store;
+mod telemetry;
 
 #[cfg(feature = "axum")]
 pub use crate::axum::SessionOf;

@@ -536,10 +536,15 @@ impl Session {
             .into());
         }
         let plan = self.plan(None, SystemTime::now());
+        let mut regenerated = false;
         for (key, reason) in &plan.retired {
+            regenerated |= *reason == DestroyReason::Regenerated;
             self.inner.sessions.fire_destroy(key, *reason);
         }
         if let Some((_, patch)) = plan.write {
+            if patch.create && !regenerated {
+                self.inner.sessions.config.events.created();
+            }
             let mut state = self.lock();
             state.stored = true;
             state.deadline = patch.expires_at;
@@ -555,6 +560,12 @@ impl Session {
         }
         let store = &self.inner.sessions.config.store;
         let plan = self.plan(extra, SystemTime::now());
+        // A regenerated session is written as new under its new id, but it is the
+        // same session: count it as regenerated, not created.
+        let regenerated = plan
+            .retired
+            .iter()
+            .any(|(_, reason)| *reason == DestroyReason::Regenerated);
         for (key, reason) in &plan.retired {
             if let Err(e) = store.destroy(key).await {
                 self.restore(plan);
@@ -575,6 +586,9 @@ impl Session {
         }
         match outcome {
             Ok(Committed::Applied { counters }) => {
+                if patch.create && !regenerated {
+                    self.inner.sessions.config.events.created();
+                }
                 let mut state = self.lock();
                 if state.key == key {
                     state.stored = true;

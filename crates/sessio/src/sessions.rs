@@ -79,16 +79,17 @@ impl Sessions {
     }
 
     pub(crate) fn from_config(config: Config) -> Self {
-        if !config.on_destroy.is_empty() {
-            let callbacks = config.on_destroy.clone();
-            config
-                .store
-                .set_expiry_listener(Arc::new(move |key: &StoreKey| {
-                    for cb in &callbacks {
-                        cb(key, DestroyReason::Expired);
-                    }
-                }));
-        }
+        // Always listen (when the store can report expiry): the expiry counter needs it.
+        let callbacks = config.on_destroy.clone();
+        let events = config.events.clone();
+        config
+            .store
+            .set_expiry_listener(Arc::new(move |key: &StoreKey| {
+                events.ended(DestroyReason::Expired);
+                for cb in &callbacks {
+                    cb(key, DestroyReason::Expired);
+                }
+            }));
         Sessions {
             config: Arc::new(config),
         }
@@ -221,6 +222,7 @@ impl Sessions {
     }
 
     pub(crate) fn fire_destroy(&self, key: &StoreKey, reason: DestroyReason) {
+        self.config.events.ended(reason);
         for cb in &self.config.on_destroy {
             cb(key, reason);
         }

@@ -32,6 +32,15 @@ impl<'a, T> StoreFuture<'a, T> {
         }
     }
 
+    /// The result, if the future is already complete (nothing polled yet); else the
+    /// future itself.
+    pub(crate) fn into_ready(self) -> Result<Result<T, StoreError>, Self> {
+        match self.inner {
+            Inner::Ready(Some(result)) => Ok(result),
+            inner => Err(StoreFuture { inner }),
+        }
+    }
+
     /// Wraps an asynchronous computation.
     pub fn new(fut: impl Future<Output = Result<T, StoreError>> + Send + 'a) -> Self {
         StoreFuture {

@@ -332,4 +332,8 @@ impl Store for MemoryStore {
         let _ = self.inner.listener.set(listener);
         true
     }
+
+    fn purge_expired(&self) -> StoreFuture<'_, Option<u64>> {
+        StoreFuture::ready(Ok(Some(MemoryStore::purge_expired(self))))
+    }
 }

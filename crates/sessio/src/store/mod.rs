@@ -179,6 +179,17 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         let _ = listener;
         false
     }
+
+    /// Deletes every expired session now and returns how many it deleted, or `None`
+    /// when the backend expires sessions by itself (Redis key TTLs) and there is
+    /// nothing to purge. Loads never return expired sessions either way; this only
+    /// reclaims space early, for admin tools such as `sessio purge-expired`.
+    ///
+    /// The default returns `Ok(None)`. Stores that keep expired data until a sweep
+    /// (SQL, redb, files, memory) override it with their own purge.
+    fn purge_expired(&self) -> StoreFuture<'_, Option<u64>> {
+        StoreFuture::ready(Ok(None))
+    }
 }
 
 impl<S: Store + ?Sized> Store for Arc<S> {
@@ -205,6 +216,9 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     fn set_expiry_listener(&self, listener: ExpiryListener) -> bool {
         (**self).set_expiry_listener(listener)
+    }
+    fn purge_expired(&self) -> StoreFuture<'_, Option<u64>> {
+        (**self).purge_expired()
     }
 }
 
