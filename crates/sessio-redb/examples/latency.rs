@@ -3,7 +3,7 @@
 //! medians only; this reports the tail).
 //!
 //! `cargo run --release -p sessio-redb --example latency -- [SESSIONS] [redb]`
-//! (default 10000 sessions; `redb` skips the file store, whose fill is slow at 1M)
+//! (default 10000 sessions; `redb` skips the file store)
 
 use std::{
     sync::{
@@ -20,6 +20,9 @@ use sessio::{
 };
 use sessio_fs::FileStore;
 use sessio_redb::{Durability, RedbStore};
+
+/// Concurrent tasks that fill the stores before measuring.
+const FILLERS: usize = 64;
 
 fn key(i: usize) -> StoreKey {
     StoreKey::from_stored(format!("bench-session-{i:08}-xxxxxxxx"))
@@ -138,7 +141,7 @@ async fn main() {
     let files = dir.path().join("files");
     let t = Instant::now();
     {
-        let fill_db = RedbStore::builder()
+        let redb = RedbStore::builder()
             .durability(Durability::Batched {
                 flush_every: Duration::from_secs(60),
             })
@@ -152,19 +155,27 @@ async fn main() {
             .open(&files)
             .await
             .expect("open");
-        for i in 0..sessions {
-            fill_db
-                .commit(&key(i), &patch(true, 20, 0))
-                .await
-                .expect("fill");
-            if with_fs {
-                fill_fs
-                    .commit(&key(i), &patch(true, 20, 0))
-                    .await
-                    .expect("fill");
-            }
+        // Concurrent writers, so that redb's group commit and the file store's lock
+        // stripes fill 1M sessions in minutes rather than one commit at a time.
+        let fill_db: Arc<dyn Store> = Arc::new(redb.clone());
+        let fill_fs: Arc<dyn Store> = Arc::new(fill_fs);
+        let fillers: Vec<_> = (0..FILLERS)
+            .map(|w| {
+                let (db, fs) = (fill_db.clone(), fill_fs.clone());
+                tokio::spawn(async move {
+                    for i in (w..sessions).step_by(FILLERS) {
+                        db.commit(&key(i), &patch(true, 20, 0)).await.expect("fill");
+                        if with_fs {
+                            fs.commit(&key(i), &patch(true, 20, 0)).await.expect("fill");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for filler in fillers {
+            filler.await.expect("filler");
         }
-        fill_db.shutdown().await.expect("flush");
+        redb.shutdown().await.expect("flush");
     }
     eprintln!(
         "filled {sessions} sessions (20 keys each) in {:.1?}",

@@ -132,7 +132,7 @@ impl RedisStoreBuilder {
         let mut config = self.config;
         // Return the first connection error to `connect` instead of retrying forever.
         config.fail_fast = true;
-        let mut builder = Builder::from_config(config);
+        let mut builder = Builder::from_config(config.clone());
         let max_delay = u32::try_from(self.reconnect_max_delay.as_millis()).unwrap_or(u32::MAX);
         builder
             .set_policy(ReconnectPolicy::new_exponential(
@@ -174,6 +174,7 @@ impl RedisStoreBuilder {
         let store = RedisStore {
             inner: Arc::new(Inner::new(
                 pool,
+                config,
                 self.prefix,
                 self.command_timeout,
                 clustered,

@@ -129,10 +129,16 @@ mod builder;
 mod error;
 mod scan;
 mod store;
+#[cfg(feature = "tracking")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracking")))]
+mod tracking;
 mod url;
 
 pub use fred;
 
+#[cfg(feature = "tracking")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracking")))]
+pub use crate::tracking::ChangeTracker;
 pub use crate::{
     builder::{
         RedisStoreBuilder, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE,

@@ -23,6 +23,7 @@
 mod cookie;
 mod future;
 mod memory;
+mod tracked;
 
 #[cfg(feature = "conformance")]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
@@ -42,6 +43,7 @@ pub use self::{
     cookie::CookieStore,
     future::StoreFuture,
     memory::{MemoryStore, MemoryStoreBuilder},
+    tracked::Tracked,
 };
 pub use crate::{
     error::{StoreError, StoreErrorKind, StoreOp},

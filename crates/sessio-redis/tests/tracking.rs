@@ -1,0 +1,218 @@
+//! Change tracking feeding `sessio-tiered` caches: two "servers" (two stores, two
+//! caches) on one Redis. A write on one reaches the other's cache within a bounded
+//! window, alternating requests never read older data than that window allows, and a
+//! Redis restart never leaves a stale copy behind.
+
+#![cfg(feature = "tracking")]
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant, SystemTime},
+};
+
+use bytes::Bytes;
+use sessio::{
+    store::{Change, Patch, Store, Tracked},
+    IdGenerator, RandomIds, StoreKey,
+};
+use sessio_redis::{ChangeTracker, RedisStore};
+use sessio_tiered::TieredStore;
+
+/// The bound asserted on the invalidation window.
+const WINDOW: Duration = Duration::from_millis(100);
+
+/// One app server: its own connections, its own cache, its own tracker.
+struct Server {
+    cache: TieredStore,
+    _tracker: ChangeTracker,
+    lost: Arc<AtomicBool>,
+}
+
+async fn server(url: &str, prefix: &str) -> Server {
+    let redis = RedisStore::builder(url)
+        .unwrap()
+        .key_prefix(prefix)
+        .command_timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .expect("Redis (scripts/services/redis.sh starts it)");
+    let cache = TieredStore::builder(redis.clone()).build();
+    let invalidator = cache.invalidator();
+    let lost = Arc::new(AtomicBool::new(false));
+    let seen_lost = lost.clone();
+    let tracker = redis
+        .track_changes(move |change| match change {
+            Tracked::Changed(key) => invalidator.invalidate(&key),
+            Tracked::Lost => {
+                seen_lost.store(true, Ordering::SeqCst);
+                invalidator.suspend();
+            }
+            Tracked::Resumed => invalidator.resume(),
+            _ => invalidator.flush(),
+        })
+        .await
+        .unwrap();
+    Server {
+        cache,
+        _tracker: tracker,
+        lost,
+    }
+}
+
+fn patch(create: bool, changes: Vec<Change>) -> Patch {
+    Patch {
+        create,
+        clear: false,
+        changes,
+        expires_at: Some(SystemTime::now() + Duration::from_secs(60)),
+    }
+}
+
+fn set(v: &str) -> Change {
+    Change::Set("v".into(), Bytes::copy_from_slice(v.as_bytes()))
+}
+
+async fn read(store: &TieredStore, key: &StoreKey, field: &str) -> Option<String> {
+    let record = store.load(key).await.ok()??;
+    let raw = record.values.get(field)?;
+    Some(String::from_utf8_lossy(raw).into_owned())
+}
+
+fn prefix() -> String {
+    format!("sessio-tracking-test:{}:", RandomIds.generate().as_str())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_on_one_server_reaches_the_other_cache_within_the_window() {
+    let prefix = prefix();
+    let a = server("redis://127.0.0.1:6379/0", &prefix).await;
+    let b = server("redis://127.0.0.1:6379/0", &prefix).await;
+    let key = StoreKey::for_id(&RandomIds.generate());
+    b.cache
+        .commit(&key, &patch(true, vec![set("0")]))
+        .await
+        .unwrap();
+    let mut windows = Vec::new();
+    for i in 1..=50 {
+        assert!(read(&a.cache, &key, "v").await.is_some()); // cached on A
+        let want = i.to_string();
+        b.cache
+            .commit(&key, &patch(false, vec![set(&want)]))
+            .await
+            .unwrap();
+        let acked = Instant::now();
+        loop {
+            if read(&a.cache, &key, "v").await.as_deref() == Some(want.as_str()) {
+                break;
+            }
+            assert!(acked.elapsed() < WINDOW, "A still stale after {WINDOW:?}");
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        windows.push(acked.elapsed());
+    }
+    windows.sort();
+    println!(
+        "invalidation window over 50 writes: median {:?}, max {:?}",
+        windows[25], windows[49]
+    );
+    assert!(a.cache.stats().hits > 0, "A served reads from its cache");
+    a.cache.destroy_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alternating_requests_never_read_older_than_the_window() {
+    let prefix = prefix();
+    let a = server("redis://127.0.0.1:6379/0", &prefix).await;
+    let b = server("redis://127.0.0.1:6379/0", &prefix).await;
+    let key = StoreKey::for_id(&RandomIds.generate());
+    a.cache.commit(&key, &patch(true, vec![])).await.unwrap();
+    // (ack time, value) of every acknowledged increment.
+    let mut acked: Vec<(Instant, i64)> = Vec::new();
+    for i in 0..1000 {
+        let (writer, reader) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let done = writer
+            .cache
+            .commit(&key, &patch(false, vec![Change::Increment("n".into(), 1)]))
+            .await
+            .unwrap();
+        let sessio::store::Committed::Applied { counters } = done else {
+            panic!("session vanished");
+        };
+        acked.push((Instant::now(), counters[0]));
+        let seen: i64 = read(&reader.cache, &key, "n")
+            .await
+            .unwrap()
+            .parse()
+            .unwrap();
+        let now = Instant::now();
+        let floor = acked
+            .iter()
+            .rev()
+            .find(|(t, _)| now.duration_since(*t) > WINDOW)
+            .map_or(0, |(_, v)| *v);
+        let latest = acked.last().map_or(0, |(_, v)| *v);
+        assert!(
+            (floor..=latest).contains(&seen),
+            "read {seen}: older than {floor} (acked over {WINDOW:?} ago) or newer than {latest}"
+        );
+    }
+    a.cache.destroy_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_restart_leaves_no_stale_copy() {
+    let dir = support::TempDir::new("tracking");
+    let mut redis = support::RedisServer::start(dir.path(), &["--save", "", "--appendonly", "no"]);
+    let url = format!("redis://127.0.0.1:{}/0", redis.port);
+    let prefix = prefix();
+    let a = server(&url, &prefix).await;
+    let b = server(&url, &prefix).await;
+    let key = StoreKey::for_id(&RandomIds.generate());
+    b.cache
+        .commit(&key, &patch(true, vec![set("before")]))
+        .await
+        .unwrap();
+    assert_eq!(read(&a.cache, &key, "v").await.as_deref(), Some("before"));
+
+    redis.restart(); // nothing persisted: the session is gone
+    let start = Instant::now();
+    while !a.lost.load(Ordering::SeqCst) {
+        assert!(start.elapsed() < Duration::from_secs(10), "A never noticed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // From here on A may answer with an error or the truth, never its old copy.
+    loop {
+        match a.cache.load(&key).await {
+            Ok(found) => {
+                assert!(found.is_none(), "stale copy served after the restart");
+                break;
+            }
+            Err(_) => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(15),
+                    "A never recovered"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    // And it follows new writes again, through its cache.
+    b.cache
+        .commit(&key, &patch(true, vec![set("after")]))
+        .await
+        .unwrap();
+    let acked = Instant::now();
+    while read(&a.cache, &key, "v").await.as_deref() != Some("after") {
+        assert!(
+            acked.elapsed() < Duration::from_secs(5),
+            "A never saw the new write"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
