@@ -410,7 +410,10 @@ async fn redis_holds_no_cookie_ids_at_rest() {
     let keys: Vec<&str> = listed.lines().filter(|l| !l.is_empty()).collect();
     assert_eq!(keys.len(), 5, "{keys:?}");
     for id in &ids {
-        assert!(!listed.contains(id.as_str()), "a Redis key holds a session id");
+        assert!(
+            !listed.contains(id.as_str()),
+            "a Redis key holds a session id"
+        );
     }
     // The cookies still find their sessions.
     let again = sessions
