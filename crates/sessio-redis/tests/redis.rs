@@ -370,3 +370,59 @@ async fn scripts_are_resent_after_script_flush() {
     drop(store);
     drop(server);
 }
+
+/// Hashed ids at rest: after commits through `Sessions`, no Redis key (listed with
+/// `redis-cli --scan`, independently of the store) holds a cookie's session id.
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_holds_no_cookie_ids_at_rest() {
+    let store = local_store().await;
+    let sessions = sessio::Sessions::builder()
+        .store(store.clone())
+        .build()
+        .expect("build");
+    let mut ids = Vec::new();
+    let mut cookies = Vec::new();
+    for i in 0..5 {
+        let session = sessions
+            .lazy_from_cookie_headers(std::iter::empty::<&[u8]>(), false)
+            .load()
+            .await
+            .expect("load");
+        session.set("n", &i).expect("set");
+        let set_cookie = session.finish().await.expect("finish");
+        let pair = set_cookie[0]
+            .to_str()
+            .expect("ascii")
+            .split(';')
+            .next()
+            .expect("pair")
+            .to_owned();
+        ids.push(session.id().as_str().to_owned());
+        cookies.push(pair);
+    }
+    let listed = std::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", "6379", "--scan", "--pattern"])
+        .arg(format!("{}*", store.key_prefix()))
+        .output()
+        .expect("redis-cli must be installed");
+    assert!(listed.status.success());
+    let listed = String::from_utf8(listed.stdout).expect("utf-8");
+    let keys: Vec<&str> = listed.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(keys.len(), 5, "{keys:?}");
+    for id in &ids {
+        assert!(
+            !listed.contains(id.as_str()),
+            "a Redis key holds a session id"
+        );
+    }
+    // The cookies still find their sessions.
+    let again = sessions
+        .lazy_from_cookie_headers([cookies[2].as_bytes()], false)
+        .load()
+        .await
+        .expect("load");
+    assert!(!again.is_new());
+    assert_eq!(again.get::<i32>("n").expect("get"), Some(2));
+    assert!(sessions.destroy_by_id(&ids[2]).await.expect("destroy"));
+    store.destroy_all().await.expect("clean up");
+}

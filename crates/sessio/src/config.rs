@@ -8,8 +8,8 @@ use crate::{
     codec::Codec,
     cookies,
     error::Error,
-    id::{IdGenerator, RandomIds},
-    secure::{IdCookie, Keys},
+    id::{IdGenerator, KeysAtRest, RandomIds},
+    secure::{IdCookie, Key, Keys},
     sessions::{DestroyReason, Sessions},
     store::{ClientSide, CookieStore, MemoryStore, Store, StoreKey},
     telemetry::Instrumented,
@@ -55,6 +55,7 @@ pub(crate) struct Config {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) absolute_timeout: Option<Duration>,
     pub(crate) ids: Box<dyn IdGenerator>,
+    pub(crate) keys_at_rest: KeysAtRest,
     pub(crate) store: Arc<dyn Store>,
     /// Session lifecycle counters.
     pub(crate) events: crate::telemetry::Events,
@@ -70,6 +71,7 @@ impl fmt::Debug for Config {
             .field("cookie", &self.cookie)
             .field("idle_timeout", &self.idle_timeout)
             .field("absolute_timeout", &self.absolute_timeout)
+            .field("keys_at_rest", &self.keys_at_rest)
             .field("store", &self.store)
             .field("codec", &self.codec)
             .field("on_destroy", &self.on_destroy.len())
@@ -92,6 +94,7 @@ impl fmt::Debug for Config {
 /// | [`absolute_timeout`](Self::absolute_timeout) | none |
 /// | [`id_generator`](Self::id_generator) | [`RandomIds`]: 128 bits from the OS CSPRNG |
 /// | [`store`](Self::store) | [`MemoryStore`] |
+/// | [`keys_at_rest`](Self::keys_at_rest) | [`KeysAtRest::hashed`]: stores hold HMAC-SHA256 of ids, not ids |
 /// | [`codec`](Self::codec) | [`Codec::Json`] |
 /// | [`id_cookie`](Self::id_cookie) | [`IdCookie::Plain`]; see [`signed_ids`](Self::signed_ids), [`encrypted_ids`](Self::encrypted_ids) |
 /// | [`cookie_store`](Self::cookie_store) | none: sessions live in `store` |
@@ -116,6 +119,7 @@ pub struct SessionsBuilder {
     idle_timeout: Option<Duration>,
     absolute_timeout: Option<Duration>,
     ids: Box<dyn IdGenerator>,
+    keys_at_rest: KeysAtRest,
     store: Option<Arc<dyn Store>>,
     codec: Codec,
     on_destroy: Vec<DestroyCallback>,
@@ -147,6 +151,7 @@ impl Default for SessionsBuilder {
             idle_timeout: Some(Duration::from_secs(30 * 60)),
             absolute_timeout: None,
             ids: Box::new(RandomIds),
+            keys_at_rest: KeysAtRest::default(),
             store: None,
             codec: Codec::default(),
             on_destroy: Vec::new(),
@@ -239,6 +244,24 @@ impl SessionsBuilder {
         self
     }
 
+    /// How session ids become store keys (default [`KeysAtRest::hashed`]: the store
+    /// holds an HMAC-SHA256 of each id, so a leaked store yields no usable cookies).
+    /// [`KeysAtRest::Plain`] stores ids as they are. Changing this setting orphans the
+    /// sessions already stored.
+    pub fn keys_at_rest(mut self, keys: KeysAtRest) -> Self {
+        self.keys_at_rest = keys;
+        self
+    }
+
+    /// Hashes ids at rest under a secret subkey of `key`
+    /// ([`KeysAtRest::hashed_with`]): even ids from a weak custom generator cannot
+    /// be guessed from a leaked store. Every server sharing the store needs the same
+    /// key, and it must not change while sessions live (it is not rotated with the
+    /// cookie keys).
+    pub fn hash_ids_with(self, key: &Key) -> Self {
+        self.keys_at_rest(KeysAtRest::hashed_with(key))
+    }
+
     /// The store (default: a new [`MemoryStore`]).
     pub fn store(mut self, store: impl Store) -> Self {
         self.store = Some(Arc::new(store));
@@ -272,7 +295,10 @@ impl SessionsBuilder {
     /// Checks the settings and builds the manager.
     ///
     /// Errors: an empty cookie name or one with characters a cookie name cannot hold,
-    /// a path not starting with `/`, a zero timeout.
+    /// a path not starting with `/`, a zero timeout, a `__Host-` cookie name without
+    /// [`Secure::Always`], with a `Domain` or with a path other than `/`, a
+    /// `__Secure-` cookie name without [`Secure::Always`]. Logs a warning (tracing)
+    /// for `SameSite=None` without [`Secure::Always`].
     pub fn build(self) -> Result<Sessions, Error> {
         let name = &self.cookie.name;
         let valid_name = !name.is_empty()
@@ -295,6 +321,7 @@ impl SessionsBuilder {
             ));
         }
         cookies::check_config(&self.cookie)?;
+        check_prefix(&self.cookie)?;
         if self.cookie.same_site == SameSite::None && self.cookie.secure != Secure::Always {
             tracing::warn!(
                 "SameSite=None without Secure::Always: browsers reject SameSite=None cookies that are not Secure"
@@ -316,6 +343,7 @@ impl SessionsBuilder {
             idle_timeout: self.idle_timeout,
             absolute_timeout: self.absolute_timeout,
             ids: self.ids,
+            keys_at_rest: self.keys_at_rest,
             store,
             codec: self.codec,
             on_destroy: self.on_destroy,
@@ -323,4 +351,46 @@ impl SessionsBuilder {
             client: self.client,
         }))
     }
+}
+
+/// Enforces the rules browsers apply to cookie-name prefixes, so that a misconfigured
+/// cookie fails at startup instead of being silently dropped by every browser.
+///
+/// - `__Secure-`: the cookie must be `Secure`.
+/// - `__Host-`: `Secure`, `Path=/` and no `Domain` (bound to one host).
+///
+/// Browsers match the prefixes case-insensitively, and so does this check.
+fn check_prefix(cookie: &CookieConfig) -> Result<(), Error> {
+    let starts = |prefix: &str| {
+        cookie
+            .name
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    };
+    let prefix = if starts("__Host-") {
+        "__Host-"
+    } else if starts("__Secure-") {
+        "__Secure-"
+    } else {
+        return Ok(());
+    };
+    if cookie.secure != Secure::Always {
+        return Err(Error::Config(format!(
+            "a cookie named {prefix}... must be Secure: use .secure(Secure::Always) (browsers drop it otherwise)"
+        )));
+    }
+    if prefix == "__Host-" {
+        if let Some(domain) = &cookie.domain {
+            return Err(Error::Config(format!(
+                "a __Host- cookie cannot have a Domain (got {domain:?}): it is bound to one host"
+            )));
+        }
+        if cookie.path != "/" {
+            return Err(Error::Config(format!(
+                "a __Host- cookie must have Path=/ (got {:?})",
+                cookie.path
+            )));
+        }
+    }
+    Ok(())
 }

@@ -84,6 +84,10 @@ pub enum StoreOp {
     PurgeExpired,
     /// Connecting or preparing the store.
     Connect,
+    /// Adding a session to its user's index.
+    IndexUser,
+    /// Destroying every session of a user.
+    DestroyUser,
 }
 
 impl fmt::Display for StoreOp {
@@ -97,6 +101,8 @@ impl fmt::Display for StoreOp {
             StoreOp::Keys => "list sessions",
             StoreOp::PurgeExpired => "purge expired sessions",
             StoreOp::Connect => "connect",
+            StoreOp::IndexUser => "index a session under its user",
+            StoreOp::DestroyUser => "destroy the sessions of a user",
         })
     }
 }

@@ -8,6 +8,10 @@ use std::{
 };
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::secure::Key;
 
 /// The longest id accepted from a cookie; longer values are treated as no cookie.
 pub const MAX_ID_LEN: usize = 256;
@@ -46,8 +50,10 @@ impl fmt::Debug for SessionId {
 
 /// The key under which a store keeps a session, derived from its [`SessionId`].
 ///
-/// Today the key is the id itself; deriving it in one place leaves room for keyed
-/// hashes at rest, so that a leaked store holds no usable cookies.
+/// A [`Sessions`](crate::Sessions) manager derives keys with its [`KeysAtRest`]
+/// setting: by default a keyed hash of the id (HMAC-SHA256), so that a leaked store
+/// holds no usable cookies ([`Sessions::store_key`](crate::Sessions::store_key) gives
+/// the key of an id). [`StoreKey::for_id`] is the plain key (the id itself).
 ///
 /// A key carries its own hash (SipHash with a per-process random key, computed once
 /// when the key is made), and [`Hash`] feeds only that: in-process stores hash a key
@@ -65,9 +71,18 @@ impl StoreKey {
         StoreKey { key, hash }
     }
 
-    /// The key for `id`. The single place where ids become store keys.
+    /// The plain key for `id`: the id itself, as a manager built with
+    /// [`KeysAtRest::Plain`] uses it (store tests use it to make keys).
     pub fn for_id(id: &SessionId) -> Self {
-        StoreKey::new(id.0.clone())
+        StoreKey::derive(id, &KeysAtRest::Plain)
+    }
+
+    /// The key for `id` under `keys`. The single place where ids become store keys.
+    pub fn derive(id: &SessionId, keys: &KeysAtRest) -> Self {
+        match keys {
+            KeysAtRest::Plain => StoreKey::new(id.0.clone()),
+            KeysAtRest::Hashed(hasher) => StoreKey::new(Arc::from(hasher.hash(id).as_str())),
+        }
     }
 
     /// Rebuilds a key that a store listed (for example when paging through keys).
@@ -158,8 +173,75 @@ impl Hasher for PassThrough {
 
 impl fmt::Debug for StoreKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Store keys equal session ids for now, so they are secrets as well.
+        // A plain key is the session id itself, so a secret as well.
         f.write_str("StoreKey(<redacted>)")
+    }
+}
+
+/// How a manager turns session ids into [`StoreKey`]s: what a store (and so a leaked
+/// database or Redis dump) holds instead of the cookie's value.
+///
+/// Set with [`SessionsBuilder::keys_at_rest`](crate::SessionsBuilder::keys_at_rest)
+/// or [`SessionsBuilder::hash_ids_with`](crate::SessionsBuilder::hash_ids_with); the
+/// default is [`KeysAtRest::hashed`]. Changing it (or its key) orphans every stored
+/// session: their keys no longer match their cookies.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum KeysAtRest {
+    /// The store key is the session id itself.
+    Plain,
+    /// The store key is HMAC-SHA256 of the id, URL-safe base64 (43 characters).
+    Hashed(IdHasher),
+}
+
+impl KeysAtRest {
+    /// HMAC-SHA256 under a fixed, public key: deterministic across restarts and
+    /// servers with no configuration. Random 128-bit ids cannot be recovered from
+    /// their hash, so this already makes a leaked store useless for hijacking; a
+    /// secret key ([`KeysAtRest::hashed_with`]) also protects weak custom ids.
+    pub fn hashed() -> Self {
+        KeysAtRest::Hashed(IdHasher::new(b"sessio store keys at rest v1"))
+    }
+
+    /// HMAC-SHA256 under a subkey derived from `key` (HKDF, separate from the cookie
+    /// signing and encryption subkeys). Keep `key` for as long as sessions live: a
+    /// different key finds none of them.
+    pub fn hashed_with(key: &Key) -> Self {
+        KeysAtRest::Hashed(IdHasher::new(key.at_rest.as_slice()))
+    }
+}
+
+impl Default for KeysAtRest {
+    fn default() -> Self {
+        KeysAtRest::hashed()
+    }
+}
+
+/// A keyed hash of session ids (HMAC-SHA256). The key schedule is computed once;
+/// each id then costs two SHA-256 compressions.
+#[derive(Clone)]
+pub struct IdHasher {
+    mac: Hmac<Sha256>,
+}
+
+impl fmt::Debug for IdHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IdHasher(HMAC-SHA256, <redacted>)")
+    }
+}
+
+impl IdHasher {
+    fn new(key: &[u8]) -> Self {
+        // HMAC takes keys of any length: this cannot fail.
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        IdHasher { mac }
+    }
+
+    fn hash(&self, id: &SessionId) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(id.as_str().as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 }
 
@@ -214,6 +296,27 @@ mod tests {
         assert_eq!(a.as_str().len(), 22);
         assert_ne!(a, b);
         assert!(SessionId::parse(a.as_str()).is_some());
+    }
+
+    #[test]
+    fn hashed_keys_are_deterministic_keyed_and_hide_the_id() {
+        let id = RandomIds.generate();
+        let default = StoreKey::derive(&id, &KeysAtRest::default());
+        assert_eq!(default, StoreKey::derive(&id, &KeysAtRest::hashed()));
+        assert_eq!(default.as_str().len(), 43);
+        assert!(!default.as_str().contains(id.as_str()));
+        assert_eq!(
+            StoreKey::derive(&id, &KeysAtRest::Plain).as_str(),
+            id.as_str()
+        );
+        let key = Key::generate();
+        let keyed = StoreKey::derive(&id, &KeysAtRest::hashed_with(&key));
+        assert_ne!(keyed, default);
+        assert_eq!(keyed, StoreKey::derive(&id, &KeysAtRest::hashed_with(&key)));
+        assert_ne!(
+            keyed,
+            StoreKey::derive(&id, &KeysAtRest::hashed_with(&Key::generate()))
+        );
     }
 
     #[test]

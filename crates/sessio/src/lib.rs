@@ -22,7 +22,7 @@ pub use crate::{
     codec::{Codec, CodecError},
     config::{SameSite, Secure, SessionsBuilder},
     error::{BoxError, Error, StoreError, StoreErrorKind, StoreOp},
-    id::{IdGenerator, RandomIds, SessionId, StoreKey, MAX_ID_LEN},
+    id::{IdGenerator, IdHasher, KeysAtRest, RandomIds, SessionId, StoreKey, MAX_ID_LEN},
     session::Session,
     sessions::{DestroyReason, LazySession, SessionName, Sessions},
     store::MemoryStore,

@@ -11,6 +11,8 @@ use crate::error::Error;
 pub(crate) const CREATED: &str = "__sessio:created";
 /// This session's own idle timeout in seconds (`update_expiration`).
 pub(crate) const TIMEOUT: &str = "__sessio:timeout";
+/// The user the session belongs to (`Session::set_user`), for the user index.
+pub(crate) const USER: &str = "__sessio:user";
 /// Prefix of flash messages.
 pub(crate) const FLASH: &str = "__sessio:flash:";
 /// Prefix of immutable markers.

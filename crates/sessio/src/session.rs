@@ -96,6 +96,8 @@ struct State {
     /// The per-session idle timeout (`update_expiration`), parsed once: the deadline
     /// is computed on every commit.
     timeout: Option<Duration>,
+    /// `set_user` was called: the next commit indexes the session under its user.
+    user_changed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +111,8 @@ enum CookieAction {
 struct Plan {
     retired: Vec<(StoreKey, DestroyReason)>,
     write: Option<(StoreKey, Patch)>,
+    /// The user index needs this write (user set, session created or deadline moved).
+    reindex: bool,
 }
 
 impl fmt::Debug for Session {
@@ -129,7 +133,8 @@ impl fmt::Debug for Session {
 impl Session {
     pub(crate) fn fresh(sessions: Sessions, secure: bool, chunks: usize) -> Self {
         let id = sessions.config.ids.generate();
-        let mut state = State::new(id, true, false, Record::default());
+        let key = sessions.store_key(&id);
+        let mut state = State::new(id, key, true, false, Record::default());
         state.chunks = chunks;
         Self::with_state(sessions, secure, state)
     }
@@ -144,7 +149,8 @@ impl Session {
         rotated: bool,
         chunks: usize,
     ) -> Self {
-        let mut state = State::new(id, false, true, record);
+        let key = sessions.store_key(&id);
+        let mut state = State::new(id, key, false, true, record);
         state.chunks = chunks;
         if rotated {
             state.cookie = CookieAction::Set;
@@ -443,7 +449,8 @@ impl Session {
         let id = self.inner.sessions.config.ids.generate();
         let retired = std::mem::take(&mut state.retired);
         let chunks = state.chunks;
-        *state = State::new(id, true, false, Record::default());
+        let key = self.inner.sessions.store_key(&id);
+        *state = State::new(id, key, true, false, Record::default());
         state.retired = retired;
         state.chunks = chunks;
         state.cookie = CookieAction::Remove;
@@ -462,8 +469,38 @@ impl Session {
             state.changes.clear();
             state.clear = false;
         }
-        state.key = StoreKey::for_id(&new_id);
+        state.key = self.inner.sessions.store_key(&new_id);
         state.id = new_id;
+    }
+
+    /// Marks the session as belonging to `user` (say, at login), so that
+    /// [`Sessions::destroy_user`] ends it along with every other session of that user
+    /// ("log out everywhere", for example after a password change). The store indexes
+    /// the session when it commits; a store without a user index fails that commit
+    /// with [`StoreErrorKind::Unsupported`](crate::StoreErrorKind::Unsupported).
+    ///
+    /// Call it after [`regenerate`](Self::regenerate) or before: the index follows
+    /// the session to its new id either way.
+    pub fn set_user(&self, user: &str) -> Result<(), Error> {
+        if user.is_empty() || user.contains('\0') {
+            return Err(Error::Config(
+                "a user id must be non-empty and hold no NUL".into(),
+            ));
+        }
+        let mut state = self.lock();
+        state.put(
+            reserved::USER.to_owned(),
+            Bytes::copy_from_slice(user.as_bytes()),
+        );
+        state.user_changed = true;
+        Ok(())
+    }
+
+    /// The user set with [`set_user`](Self::set_user), if any.
+    pub fn user(&self) -> Option<String> {
+        let state = self.lock();
+        let raw = state.values.get(reserved::USER)?;
+        std::str::from_utf8(raw).ok().map(str::to_owned)
     }
 
     /// Gives this session its own idle timeout ("remember me"), from now on.
@@ -573,6 +610,7 @@ impl Session {
             }
             self.inner.sessions.fire_destroy(key, *reason);
         }
+        let reindex = plan.reindex;
         let Some((key, mut patch)) = plan.write else {
             return Ok(Vec::new());
         };
@@ -589,13 +627,22 @@ impl Session {
                 if patch.create && !regenerated {
                     self.inner.sessions.config.events.created();
                 }
-                let mut state = self.lock();
-                if state.key == key {
-                    state.stored = true;
-                    if state.deadline != patch.expires_at || patch.create {
-                        state.cookie = CookieAction::Set;
+                let user = {
+                    let mut state = self.lock();
+                    if state.key == key {
+                        state.stored = true;
+                        if state.deadline != patch.expires_at || patch.create {
+                            state.cookie = CookieAction::Set;
+                        }
+                        state.deadline = patch.expires_at;
                     }
-                    state.deadline = patch.expires_at;
+                    (reindex || patch.create)
+                        .then(|| state.values.get(reserved::USER).cloned())
+                        .flatten()
+                };
+                if let Some(user) = user {
+                    let user = String::from_utf8_lossy(&user);
+                    store.index_user(&user, &key, patch.expires_at).await?;
                 }
                 Ok(counters)
             }
@@ -664,7 +711,15 @@ impl Session {
             state.expiry_changed = false;
             Some((state.key.clone(), patch))
         };
-        Plan { retired, write }
+        let reindex = write.is_some() && (create || refresh || state.user_changed);
+        if write.is_some() {
+            state.user_changed = false;
+        }
+        Plan {
+            retired,
+            write,
+            reindex,
+        }
     }
 
     /// Puts back what a failed commit took, so that a retry writes it.
@@ -694,9 +749,11 @@ impl Session {
         };
         // Set and Remove cannot fail.
         let _ = apply_changes(&mut values, &only_writes, "local");
+        let key = self.inner.sessions.store_key(&id);
         let mut state = self.lock();
         *state = State::new(
             id,
+            key,
             true,
             false,
             Record {
@@ -749,9 +806,9 @@ fn needs_refresh(
 }
 
 impl State {
-    fn new(id: SessionId, is_new: bool, stored: bool, record: Record) -> Self {
+    fn new(id: SessionId, key: StoreKey, is_new: bool, stored: bool, record: Record) -> Self {
         State {
-            key: StoreKey::for_id(&id),
+            key,
             id,
             is_new,
             stored,
@@ -767,6 +824,7 @@ impl State {
             chunks: 0,
             has_immutables: false,
             timeout: None,
+            user_changed: false,
         }
         .with_reserved_scanned()
     }
@@ -807,6 +865,12 @@ impl State {
     /// `save` still writes it. Increments are not retried: their caller saw the error.
     fn requeue(&mut self, patch: Patch) {
         let mut changes = patch.changes;
+        if changes
+            .iter()
+            .any(|c| matches!(c, Change::Set(k, _) if k == reserved::USER))
+        {
+            self.user_changed = true;
+        }
         changes.retain(|c| !matches!(c, Change::Increment(..)));
         changes.append(&mut self.changes);
         self.changes = changes;

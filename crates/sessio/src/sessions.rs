@@ -105,6 +105,12 @@ impl Sessions {
         self.config.codec
     }
 
+    /// The key under which the store keeps the session with this id (see
+    /// [`KeysAtRest`](crate::KeysAtRest)).
+    pub fn store_key(&self, id: &SessionId) -> StoreKey {
+        StoreKey::derive(id, &self.config.keys_at_rest)
+    }
+
     /// The session cookie's name.
     pub fn cookie_name(&self) -> &str {
         &self.config.cookie.name
@@ -161,12 +167,25 @@ impl Sessions {
         let Some(id) = SessionId::parse(id) else {
             return Ok(false);
         };
-        let key = StoreKey::for_id(&id);
+        let key = self.store_key(&id);
         let existed = self.config.store.destroy(&key).await?;
         if existed {
             self.fire_destroy(&key, DestroyReason::Destroyed);
         }
         Ok(existed)
+    }
+
+    /// Destroys every session of `user` (see [`Session::set_user`]): "log out
+    /// everywhere", for example after a password change. Returns how many live sessions
+    /// ended; fires `on_destroy` with [`DestroyReason::Destroyed`] for each. Stores
+    /// without a user index return
+    /// [`StoreErrorKind::Unsupported`](crate::StoreErrorKind::Unsupported).
+    pub async fn destroy_user(&self, user: &str) -> Result<u64, Error> {
+        let keys = self.config.store.destroy_user(user).await?;
+        for key in &keys {
+            self.fire_destroy(key, DestroyReason::Destroyed);
+        }
+        Ok(keys.len() as u64)
     }
 
     /// Destroys every session; returns how many there were. When `on_destroy`
@@ -317,7 +336,7 @@ impl LazySession {
                         Ok(Session::fresh(sessions, secure, chunks))
                     }
                     RequestCookie::Id { id, rotated } => {
-                        let key = StoreKey::for_id(&id);
+                        let key = sessions.store_key(&id);
                         match sessions.config.store.load(&key).await? {
                             Some(record) => {
                                 Ok(Session::loaded(sessions, secure, id, record, rotated, 0))

@@ -24,6 +24,8 @@ pub const MIN_KEY_LEN: usize = 32;
 pub struct Key {
     pub(crate) signing: Arc<Zeroizing<[u8; 32]>>,
     pub(crate) encryption: Arc<Zeroizing<[u8; 32]>>,
+    /// For keyed hashes of session ids at rest (`SessionsBuilder::hash_ids_with`).
+    pub(crate) at_rest: Arc<Zeroizing<[u8; 32]>>,
 }
 
 impl fmt::Debug for Key {
@@ -50,9 +52,13 @@ impl Key {
             .map_err(|_| Error::Config("key derivation failed".into()))?;
         hk.expand(b"encryption", encryption.as_mut_slice())
             .map_err(|_| Error::Config("key derivation failed".into()))?;
+        let mut at_rest = Zeroizing::new([0u8; 32]);
+        hk.expand(b"store keys at rest", at_rest.as_mut_slice())
+            .map_err(|_| Error::Config("key derivation failed".into()))?;
         Ok(Key {
             signing: Arc::new(signing),
             encryption: Arc::new(encryption),
+            at_rest: Arc::new(at_rest),
         })
     }
 

@@ -61,6 +61,7 @@ where
         garbage_values_are_decode_errors,
         strict_ids_regenerate_and_destroy_through_sessions,
         idle_expiry_through_sessions,
+        user_index_destroys_every_session_or_is_unsupported,
     );
 }
 
@@ -472,7 +473,7 @@ async fn garbage_values_are_decode_errors(store: Arc<dyn Store>) {
     let session = sessions.start(&HeaderMap::new()).await.expect("start");
     session.set("seed", &1).expect("set");
     let cookie = session.finish().await.expect("finish");
-    let key = StoreKey::for_id(&session.id());
+    let key = sessions.store_key(&session.id());
     commit(
         &*store,
         &key,
@@ -533,7 +534,7 @@ async fn strict_ids_regenerate_and_destroy_through_sessions(store: Arc<dyn Store
     let cookie = session.finish().await.expect("finish");
     assert_ne!(session.id(), old_id);
     assert!(store
-        .load(&StoreKey::for_id(&old_id))
+        .load(&sessions.store_key(&old_id))
         .await
         .expect("load")
         .is_none());
@@ -569,4 +570,91 @@ async fn idle_expiry_through_sessions(store: Arc<dyn Store>) {
     let session = sessions.start(&cookie).await.expect("start");
     assert!(session.is_new(), "an idle session must expire");
     assert_eq!(session.get::<i64>("a").expect("get"), None);
+}
+
+fn is_unsupported(e: &Error) -> bool {
+    matches!(e, Error::Store(e) if matches!(e.kind(), StoreErrorKind::Unsupported))
+}
+
+/// Log out everywhere: a store either keeps a user index that `destroy_user` empties,
+/// or says `Unsupported` on both ends (never a silent no-op).
+async fn user_index_destroys_every_session_or_is_unsupported(store: Arc<dyn Store>) {
+    let sessions = Sessions::builder()
+        .shared_store(store.clone())
+        .build()
+        .expect("build");
+    let bystander = sessions.start(&HeaderMap::new()).await.expect("start");
+    bystander.set("n", &1).expect("set");
+    let bystander = cookie_for(&bystander.finish().await.expect("finish")[0]);
+
+    let probe = sessions.start(&HeaderMap::new()).await.expect("start");
+    probe.set_user("alice").expect("set_user");
+    let probe_cookie = match probe.finish().await {
+        Err(e) if is_unsupported(&e) => {
+            let err = sessions
+                .destroy_user("alice")
+                .await
+                .expect_err("destroy_user without an index must fail");
+            assert!(is_unsupported(&err), "{err}");
+            return;
+        }
+        Err(e) => panic!("set_user + commit failed: {e}"),
+        Ok(cookie) => cookie,
+    };
+    assert_eq!(probe_cookie.len(), 1);
+    let mut alice = vec![cookie_for(&probe_cookie[0])];
+    // A login flow: regenerate, then set the user; and the user set first.
+    for regenerate_first in [true, false] {
+        let session = sessions.start(&HeaderMap::new()).await.expect("start");
+        session.set("cart", &3).expect("set");
+        let cookie = session.finish().await.expect("finish");
+        let session = sessions
+            .start(&cookie_for(&cookie[0]))
+            .await
+            .expect("start");
+        if regenerate_first {
+            session.regenerate();
+            session.set_user("alice").expect("set_user");
+        } else {
+            session.set_user("alice").expect("set_user");
+            session.regenerate();
+        }
+        let cookie = session.finish().await.expect("finish");
+        alice.push(cookie_for(&cookie[0]));
+    }
+    let bob = sessions.start(&HeaderMap::new()).await.expect("start");
+    bob.set_user("bob").expect("set_user");
+    let bob = cookie_for(&bob.finish().await.expect("finish")[0]);
+    // An indexed session that expires is not counted and does no harm.
+    let short = new_key();
+    commit(
+        &*store,
+        &short,
+        Patch {
+            expires_at: Some(SystemTime::now() + SHORT_TTL),
+            ..create(vec![set("k", b"1")])
+        },
+    )
+    .await;
+    store
+        .index_user("alice", &short, Some(SystemTime::now() + SHORT_TTL))
+        .await
+        .expect("index_user");
+    tokio::time::sleep(SHORT_TTL + Duration::from_millis(300)).await;
+
+    // The probe plus the two logins.
+    assert_eq!(
+        sessions.destroy_user("alice").await.expect("destroy_user"),
+        3
+    );
+    for cookie in &alice {
+        let session = sessions.start(cookie).await.expect("start");
+        assert!(session.is_new(), "alice's sessions are gone");
+    }
+    assert_eq!(sessions.destroy_user("alice").await.expect("again"), 0);
+    assert_eq!(sessions.destroy_user("nobody").await.expect("nobody"), 0);
+    let session = sessions.start(&bob).await.expect("start");
+    assert!(!session.is_new(), "bob keeps his session");
+    assert_eq!(session.user().as_deref(), Some("bob"));
+    assert!(!sessions.start(&bystander).await.expect("start").is_new());
 }

@@ -89,4 +89,15 @@ impl<S: Store> Store for FaultyStore<S> {
     fn keys<'a>(&'a self, cursor: Option<&'a str>, limit: usize) -> StoreFuture<'a, KeyPage> {
         self.inner.keys(cursor, limit)
     }
+    fn index_user<'a>(
+        &'a self,
+        user: &'a str,
+        key: &'a StoreKey,
+        expires_at: Option<std::time::SystemTime>,
+    ) -> StoreFuture<'a, ()> {
+        self.inner.index_user(user, key, expires_at)
+    }
+    fn destroy_user<'a>(&'a self, user: &'a str) -> StoreFuture<'a, Vec<StoreKey>> {
+        self.inner.destroy_user(user)
+    }
 }

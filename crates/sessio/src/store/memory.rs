@@ -1,7 +1,7 @@
 //! [`MemoryStore`]: the default, in-process store.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard, OnceLock},
     time::SystemTime,
 };
@@ -25,6 +25,13 @@ const SWEEP_PER_WRITE: usize = 16;
 ///   lives. An expired session is never returned, swept or not.
 /// - Sessions live only as long as the process: use a persistent store to keep them
 ///   across restarts or to share them between servers.
+/// - Optionally bounded ([`MemoryStoreBuilder::capacity`]): when full, creating a
+///   session evicts the least recently used one (loaded or written longest ago), so a
+///   flood of new sessions cannot exhaust memory. Without a capacity (the default) the
+///   store grows with the number of live sessions and pays nothing for bookkeeping.
+/// - Keeps a user index for [`Sessions::destroy_user`](crate::Sessions::destroy_user)
+///   (log out everywhere), pruned of ended sessions whenever a user is indexed and by
+///   [`purge_expired`](MemoryStore::purge_expired).
 ///
 /// ```
 /// use sessio::{MemoryStore, Sessions};
@@ -40,19 +47,34 @@ pub struct MemoryStore {
 struct Inner {
     shards: Box<[Mutex<Shard>]>,
     listener: OnceLock<ExpiryListener>,
+    /// The user index (log out everywhere): user → keys of their sessions. Touched
+    /// only by `index_user`, `destroy_user` and purges, never on the request path.
+    users: Mutex<HashMap<String, HashSet<StoreKey, KeyHasher>>>,
 }
 
 #[derive(Default)]
 struct Shard {
     /// Keys carry their hash: no map operation hashes again.
-    map: HashMap<StoreKey, Record, KeyHasher>,
+    map: HashMap<StoreKey, Slot, KeyHasher>,
     by_deadline: BTreeSet<(SystemTime, StoreKey)>,
+    /// Most sessions this shard holds; 0: unbounded (and no use tracking at all).
+    capacity: usize,
+    /// Bounded shards only: sessions by last use (a tick of `clock`), oldest first.
+    by_use: BTreeMap<u64, StoreKey>,
+    clock: u64,
+}
+
+/// A stored session and, in a bounded store, when it was last used.
+struct Slot {
+    record: Record,
+    used: u64,
 }
 
 /// Configures a [`MemoryStore`].
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStoreBuilder {
     shards: Option<usize>,
+    capacity: Option<usize>,
 }
 
 impl MemoryStoreBuilder {
@@ -63,18 +85,51 @@ impl MemoryStoreBuilder {
         self
     }
 
+    /// The most sessions the store holds (default: unbounded). When it is full,
+    /// creating a session first evicts the least recently used one: the session loaded
+    /// or written longest ago. Evicted sessions read as new (their cookie starts a
+    /// fresh session) and are reported to `on_destroy` like expired ones.
+    ///
+    /// Least recently used is tracked per shard: the capacity is split evenly over the
+    /// shards (a capacity below the shard count lowers the shard count), so the store
+    /// never holds more than `capacity` sessions and evicts the least recently used
+    /// session of the shard that needs room. Keys spread evenly over shards, so this is
+    /// close to a global LRU without a global lock. Bookkeeping costs a few ordered-map
+    /// operations per request, paid only when a capacity is set.
+    #[must_use]
+    pub fn capacity(mut self, n: usize) -> Self {
+        self.capacity = Some(n.max(1));
+        self
+    }
+
     /// Builds the store.
     pub fn build(self) -> MemoryStore {
-        let n = self
+        let mut n = self
             .shards
             .unwrap_or_else(|| {
                 16 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
             })
             .next_power_of_two();
+        let mut per_shard = 0;
+        if let Some(capacity) = self.capacity {
+            // A power of two no larger than the capacity, so each shard holds >= 1.
+            while n > capacity {
+                n /= 2;
+            }
+            per_shard = capacity / n;
+        }
         MemoryStore {
             inner: Arc::new(Inner {
-                shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
+                shards: (0..n)
+                    .map(|_| {
+                        Mutex::new(Shard {
+                            capacity: per_shard,
+                            ..Shard::default()
+                        })
+                    })
+                    .collect(),
                 listener: OnceLock::new(),
+                users: Mutex::default(),
             }),
         }
     }
@@ -90,6 +145,7 @@ impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryStore")
             .field("shards", &self.inner.shards.len())
+            .field("capacity_per_shard", &lock(&self.inner.shards[0]).capacity)
             .finish_non_exhaustive()
     }
 }
@@ -105,7 +161,8 @@ impl MemoryStore {
         MemoryStoreBuilder::default()
     }
 
-    /// Removes every expired session now; returns how many were removed.
+    /// Removes every expired session now, and drops users with no live session from
+    /// the user index; returns how many sessions were removed.
     pub fn purge_expired(&self) -> u64 {
         let now = SystemTime::now();
         let mut total = 0;
@@ -114,7 +171,21 @@ impl MemoryStore {
             total += expired.len() as u64;
             self.notify(expired);
         }
+        let mut users = self.users();
+        users.retain(|_, keys| {
+            keys.retain(|k| self.is_live(k, now));
+            !keys.is_empty()
+        });
         total
+    }
+
+    fn users(&self) -> MutexGuard<'_, HashMap<String, HashSet<StoreKey, KeyHasher>>> {
+        // Every update of the index is a single map operation: a panic cannot tear it.
+        self.inner.users.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_live(&self, key: &StoreKey, now: SystemTime) -> bool {
+        matches!(lock(self.shard(key)).map.get(key), Some(s) if !is_expired(s.record.expires_at, now))
     }
 
     fn shard(&self, key: &StoreKey) -> &Mutex<Shard> {
@@ -148,7 +219,9 @@ impl Shard {
                 _ => break,
             }
             if let Some((_, key)) = self.by_deadline.pop_first() {
-                self.map.remove(&key);
+                if let Some(slot) = self.map.remove(&key) {
+                    self.forget_use(slot.used);
+                }
                 expired.push(key);
             }
         }
@@ -156,11 +229,58 @@ impl Shard {
     }
 
     fn remove(&mut self, key: &StoreKey) -> Option<Record> {
-        let record = self.map.remove(key)?;
-        if let Some(t) = record.expires_at {
+        let slot = self.map.remove(key)?;
+        if let Some(t) = slot.record.expires_at {
             self.by_deadline.remove(&(t, key.clone()));
         }
-        Some(record)
+        self.forget_use(slot.used);
+        Some(slot.record)
+    }
+
+    fn forget_use(&mut self, used: u64) {
+        if self.capacity > 0 {
+            self.by_use.remove(&used);
+        }
+    }
+
+    /// A tick for a session just used (bounded shards; 0 otherwise).
+    fn next_use(&mut self, key: &StoreKey) -> u64 {
+        if self.capacity == 0 {
+            return 0;
+        }
+        self.clock += 1;
+        self.by_use.insert(self.clock, key.clone());
+        self.clock
+    }
+
+    /// Marks a stored session as just used.
+    fn touch(&mut self, key: &StoreKey) {
+        if self.capacity == 0 {
+            return;
+        }
+        let Some(old) = self.map.get(key).map(|slot| slot.used) else {
+            return;
+        };
+        self.by_use.remove(&old);
+        let used = self.next_use(key);
+        if let Some(slot) = self.map.get_mut(key) {
+            slot.used = used;
+        }
+    }
+
+    /// Evicts least recently used sessions until one more fits; returns their keys.
+    fn make_room(&mut self, gone: &mut Vec<StoreKey>) {
+        while self.capacity > 0 && self.map.len() >= self.capacity {
+            let Some((_, key)) = self.by_use.pop_first() else {
+                break;
+            };
+            if let Some(slot) = self.map.remove(&key) {
+                if let Some(t) = slot.record.expires_at {
+                    self.by_deadline.remove(&(t, key.clone()));
+                }
+            }
+            gone.push(key);
+        }
     }
 
     fn set_deadline(&mut self, key: &StoreKey, old: Option<SystemTime>, new: Option<SystemTime>) {
@@ -182,8 +302,9 @@ impl Shard {
         key: &StoreKey,
         patch: &Patch,
         now: SystemTime,
+        gone: &mut Vec<StoreKey>,
     ) -> Result<Committed, StoreError> {
-        let live = matches!(self.map.get(key), Some(r) if !is_expired(r.expires_at, now));
+        let live = matches!(self.map.get(key), Some(s) if !is_expired(s.record.expires_at, now));
         if !live {
             if !patch.create {
                 return Ok(Committed::Missing);
@@ -192,17 +313,23 @@ impl Shard {
             self.remove(key);
             let mut values = Values::new();
             let counters = apply_changes(&mut values, patch, "memory")?;
+            self.make_room(gone);
             self.set_deadline(key, None, patch.expires_at);
+            let used = self.next_use(key);
             self.map.insert(
                 key.clone(),
-                Record {
-                    values: Arc::new(values),
-                    expires_at: patch.expires_at,
+                Slot {
+                    record: Record {
+                        values: Arc::new(values),
+                        expires_at: patch.expires_at,
+                    },
+                    used,
                 },
             );
             return Ok(Committed::Applied { counters });
         }
-        let Some(record) = self.map.get_mut(key) else {
+        self.touch(key);
+        let Some(record) = self.map.get_mut(key).map(|slot| &mut slot.record) else {
             return Ok(Committed::Missing);
         };
         let old_deadline = record.expires_at;
@@ -233,20 +360,24 @@ impl Store for MemoryStore {
 
     fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Record>> {
         let now = SystemTime::now();
-        let shard = lock(self.shard(key));
+        let mut shard = lock(self.shard(key));
         let found = shard
             .map
             .get(key)
+            .map(|slot| &slot.record)
             .filter(|r| !is_expired(r.expires_at, now))
             .cloned();
+        if found.is_some() {
+            shard.touch(key);
+        }
         StoreFuture::ready(Ok(found))
     }
 
     fn commit<'a>(&'a self, key: &'a StoreKey, patch: &'a Patch) -> StoreFuture<'a, Committed> {
         let now = SystemTime::now();
         let mut shard = lock(self.shard(key));
-        let expired = shard.sweep(now, SWEEP_PER_WRITE);
-        let result = shard.commit(key, patch, now);
+        let mut expired = shard.sweep(now, SWEEP_PER_WRITE);
+        let result = shard.commit(key, patch, now, &mut expired);
         drop(shard);
         self.notify(expired);
         StoreFuture::ready(result)
@@ -266,11 +397,13 @@ impl Store for MemoryStore {
             n += shard
                 .map
                 .values()
-                .filter(|r| !is_expired(r.expires_at, now))
+                .filter(|s| !is_expired(s.record.expires_at, now))
                 .count() as u64;
             shard.map.clear();
             shard.by_deadline.clear();
+            shard.by_use.clear();
         }
+        self.users().clear();
         StoreFuture::ready(Ok(n))
     }
 
@@ -303,8 +436,8 @@ impl Store for MemoryStore {
             let mut keys: Vec<&StoreKey> = shard
                 .map
                 .iter()
-                .filter(|(k, r)| {
-                    !is_expired(r.expires_at, now) && after.is_none_or(|a| k.as_str() > a)
+                .filter(|(k, s)| {
+                    !is_expired(s.record.expires_at, now) && after.is_none_or(|a| k.as_str() > a)
                 })
                 .map(|(k, _)| k)
                 .collect();
@@ -335,5 +468,35 @@ impl Store for MemoryStore {
 
     fn purge_expired(&self) -> StoreFuture<'_, Option<u64>> {
         StoreFuture::ready(Ok(Some(MemoryStore::purge_expired(self))))
+    }
+
+    fn index_user<'a>(
+        &'a self,
+        user: &'a str,
+        key: &'a StoreKey,
+        _expires_at: Option<SystemTime>,
+    ) -> StoreFuture<'a, ()> {
+        let now = SystemTime::now();
+        let mut users = self.users();
+        let keys = users.entry(user.to_owned()).or_default();
+        // Hygiene: forget sessions that ended, so that the index stays as small as the
+        // user's live sessions (lock order: users, then a shard; never the reverse).
+        keys.retain(|k| self.is_live(k, now));
+        keys.insert(key.clone());
+        StoreFuture::ready(Ok(()))
+    }
+
+    fn destroy_user<'a>(&'a self, user: &'a str) -> StoreFuture<'a, Vec<StoreKey>> {
+        let now = SystemTime::now();
+        let mut users = self.users();
+        let keys = users.remove(user).unwrap_or_default();
+        let mut ended = Vec::new();
+        for key in keys {
+            let removed = lock(self.shard(&key)).remove(&key);
+            if removed.is_some_and(|r| !is_expired(r.expires_at, now)) {
+                ended.push(key);
+            }
+        }
+        StoreFuture::ready(Ok(ended))
     }
 }

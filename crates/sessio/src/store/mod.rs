@@ -190,6 +190,38 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn purge_expired(&self) -> StoreFuture<'_, Option<u64>> {
         StoreFuture::ready(Ok(None))
     }
+
+    /// Records that the session under `key` belongs to `user`, for
+    /// [`destroy_user`](Self::destroy_user) ("log out everywhere"). Called after a
+    /// commit that set the user, created the session (new or regenerated) or moved its
+    /// deadline; `expires_at` is the session's deadline, so that the index can expire
+    /// with the user's last session. Idempotent.
+    ///
+    /// The default returns [`StoreErrorKind::Unsupported`]: a store without a user
+    /// index says so instead of silently not logging anyone out.
+    fn index_user<'a>(
+        &'a self,
+        user: &'a str,
+        key: &'a StoreKey,
+        expires_at: Option<SystemTime>,
+    ) -> StoreFuture<'a, ()> {
+        let _ = (user, key, expires_at);
+        StoreFuture::ready(Err(no_user_index(self.name(), StoreOp::IndexUser)))
+    }
+
+    /// Destroys every session indexed under `user` and the index itself; returns the
+    /// keys of the sessions that were live. The default returns
+    /// [`StoreErrorKind::Unsupported`].
+    fn destroy_user<'a>(&'a self, user: &'a str) -> StoreFuture<'a, Vec<StoreKey>> {
+        let _ = user;
+        StoreFuture::ready(Err(no_user_index(self.name(), StoreOp::DestroyUser)))
+    }
+}
+
+/// The error of a store without a user index.
+pub fn no_user_index(store: &'static str, op: StoreOp) -> StoreError {
+    StoreError::new(store, op, StoreErrorKind::Unsupported)
+        .with_source("this store keeps no index from users to sessions (log out everywhere)")
 }
 
 impl<S: Store + ?Sized> Store for Arc<S> {
@@ -219,6 +251,18 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     fn purge_expired(&self) -> StoreFuture<'_, Option<u64>> {
         (**self).purge_expired()
+
+    }
+    fn index_user<'a>(
+        &'a self,
+        user: &'a str,
+        key: &'a StoreKey,
+        expires_at: Option<SystemTime>,
+    ) -> StoreFuture<'a, ()> {
+        (**self).index_user(user, key, expires_at)
+    }
+    fn destroy_user<'a>(&'a self, user: &'a str) -> StoreFuture<'a, Vec<StoreKey>> {
+        (**self).destroy_user(user)
     }
 }
 

@@ -1,0 +1,310 @@
+//! Hardening: ids are hashed at rest, cookie-name prefixes are enforced, risky cookie
+//! settings are warned about, and "log out everywhere" ends every session of a user.
+
+use std::sync::{Arc, Mutex};
+
+use http::{header::COOKIE, HeaderMap, HeaderValue};
+use sessio::{
+    secure::Key,
+    store::{CookieStore, Store, StoreErrorKind},
+    Error, KeysAtRest, MemoryStore, SameSite, Secure, Sessions, StoreKey,
+};
+
+fn cookie_header(set_cookie: &HeaderValue) -> HeaderMap {
+    let pair = set_cookie
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let mut headers = HeaderMap::new();
+    headers.insert(COOKIE, HeaderValue::from_str(&pair).expect("valid"));
+    headers
+}
+
+async fn all_keys(store: &MemoryStore) -> Vec<StoreKey> {
+    let mut keys = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.keys(cursor.as_deref(), 100).await.expect("keys");
+        keys.extend(page.keys);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return keys,
+        }
+    }
+}
+
+#[tokio::test]
+async fn store_holds_no_cookie_ids_by_default() {
+    let store = MemoryStore::new();
+    let sessions = Sessions::builder()
+        .store(store.clone())
+        .build()
+        .expect("build");
+    let mut ids = Vec::new();
+    let mut cookies = Vec::new();
+    for i in 0..20 {
+        let session = sessions.start(&HeaderMap::new()).await.expect("start");
+        session.set("n", &i).expect("set");
+        let set_cookie = session.finish().await.expect("finish");
+        ids.push(session.id().as_str().to_owned());
+        cookies.push(set_cookie[0].clone());
+    }
+    let keys = all_keys(&store).await;
+    assert_eq!(keys.len(), 20);
+    for key in &keys {
+        assert_eq!(key.as_str().len(), 43, "an HMAC-SHA256, base64");
+        for id in &ids {
+            assert!(
+                !key.as_str().contains(id.as_str()),
+                "a store key holds an id"
+            );
+        }
+    }
+    // The sessions still work, and destroy-by-id still finds them.
+    let again = sessions
+        .start(&cookie_header(&cookies[3]))
+        .await
+        .expect("start");
+    assert_eq!(again.get::<i32>("n").expect("get"), Some(3));
+    assert!(sessions.destroy_by_id(&ids[3]).await.expect("destroy"));
+    assert!(!sessions.destroy_by_id(&ids[3]).await.expect("destroy"));
+    let gone = sessions
+        .start(&cookie_header(&cookies[3]))
+        .await
+        .expect("start");
+    assert!(gone.is_new());
+    assert_eq!(store.count().await.expect("count"), 19);
+}
+
+#[tokio::test]
+async fn hashed_keys_survive_a_restart_and_the_opt_out_stores_ids() {
+    // Two managers over one store stand for one server before and after a restart
+    // (or two servers): with no key configured, both derive the same store keys.
+    let store = MemoryStore::new();
+    let before = Sessions::builder()
+        .store(store.clone())
+        .build()
+        .expect("build");
+    let session = before.start(&HeaderMap::new()).await.expect("start");
+    session.set("user", "iris").expect("set");
+    let cookie = session.finish().await.expect("finish");
+    let after = Sessions::builder()
+        .store(store.clone())
+        .build()
+        .expect("build");
+    let again = after
+        .start(&cookie_header(&cookie[0]))
+        .await
+        .expect("start");
+    assert_eq!(
+        again.get::<String>("user").expect("get").as_deref(),
+        Some("iris")
+    );
+
+    // A configured key: the same key finds the session, another one does not.
+    let key = Key::generate();
+    let keyed = |k: &Key| {
+        Sessions::builder()
+            .store(store.clone())
+            .hash_ids_with(k)
+            .build()
+            .expect("build")
+    };
+    let session = keyed(&key).start(&HeaderMap::new()).await.expect("start");
+    session.set("user", "kataras").expect("set");
+    let cookie = session.finish().await.expect("finish");
+    let headers = cookie_header(&cookie[0]);
+    assert!(!keyed(&key).start(&headers).await.expect("start").is_new());
+    assert!(keyed(&Key::generate())
+        .start(&headers)
+        .await
+        .expect("start")
+        .is_new());
+    assert!(before.start(&headers).await.expect("start").is_new());
+    assert_ne!(
+        keyed(&key).store_key(&session.id()),
+        before.store_key(&session.id())
+    );
+
+    // Opting out keys the store by the id itself.
+    let plain_store = MemoryStore::new();
+    let plain = Sessions::builder()
+        .store(plain_store.clone())
+        .keys_at_rest(KeysAtRest::Plain)
+        .build()
+        .expect("build");
+    let session = plain.start(&HeaderMap::new()).await.expect("start");
+    session.set("n", &1).expect("set");
+    session.finish().await.expect("finish");
+    let keys = all_keys(&plain_store).await;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].as_str(), session.id().as_str());
+}
+
+fn config_error(builder: sessio::SessionsBuilder) -> String {
+    match builder.build() {
+        Err(Error::Config(message)) => message,
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+}
+
+#[test]
+fn host_prefix_requires_secure_root_path_and_no_domain() {
+    let host = || {
+        Sessions::builder()
+            .cookie_name("__Host-sessio")
+            .secure(Secure::Always)
+    };
+    assert!(host().build().is_ok());
+    assert!(host().path("/").build().is_ok());
+    assert!(config_error(Sessions::builder().cookie_name("__Host-sessio")).contains("Secure"));
+    assert!(config_error(host().secure(Secure::Never)).contains("Secure"));
+    assert!(config_error(host().secure(Secure::Auto {
+        trust_forwarded_proto: true
+    }))
+    .contains("Secure"));
+    assert!(config_error(host().domain("example.com")).contains("Domain"));
+    assert!(config_error(host().path("/app")).contains("Path=/"));
+    // Browsers match prefixes case-insensitively.
+    assert!(config_error(Sessions::builder().cookie_name("__host-sessio")).contains("Secure"));
+}
+
+#[tokio::test]
+async fn host_prefixed_cookie_is_secure_host_only_at_root() {
+    let sessions = Sessions::builder()
+        .cookie_name("__Host-id")
+        .secure(Secure::Always)
+        .build()
+        .expect("build");
+    let session = sessions.start(&HeaderMap::new()).await.expect("start");
+    session.set("n", &1).expect("set");
+    let set_cookie = session.finish().await.expect("finish");
+    let header = set_cookie[0].to_str().expect("ascii");
+    assert!(header.starts_with("__Host-id="), "{header}");
+    assert!(header.contains("; Secure"), "{header}");
+    assert!(header.contains("; Path=/"), "{header}");
+    assert!(!header.contains("Domain"), "{header}");
+}
+
+#[test]
+fn secure_prefix_requires_secure() {
+    let secure = || Sessions::builder().cookie_name("__Secure-sessio");
+    assert!(config_error(secure()).contains("Secure"));
+    assert!(config_error(secure().secure(Secure::Never)).contains("Secure"));
+    assert!(secure().secure(Secure::Always).build().is_ok());
+    // Unlike __Host-, __Secure- allows a Domain and any path.
+    assert!(secure()
+        .secure(Secure::Always)
+        .domain("example.com")
+        .path("/app")
+        .build()
+        .is_ok());
+}
+
+/// Collects the messages of WARN events (a minimal subscriber: no extra dependency).
+#[derive(Default)]
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+struct Message<'a>(&'a mut String);
+
+impl tracing::field::Visit for Message<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            *self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl tracing::Subscriber for Warnings {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        if *event.metadata().level() == tracing::Level::WARN {
+            let mut message = String::new();
+            event.record(&mut Message(&mut message));
+            self.0.lock().expect("lock").push(message);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+fn warnings_while(build: impl FnOnce()) -> Vec<String> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    tracing::subscriber::with_default(Warnings(seen.clone()), build);
+    let out = seen.lock().expect("lock").clone();
+    out
+}
+
+#[test]
+fn same_site_none_without_secure_is_warned_about() {
+    let warned = warnings_while(|| {
+        Sessions::builder()
+            .same_site(SameSite::None)
+            .secure(Secure::Never)
+            .build()
+            .expect("build");
+    });
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].contains("SameSite=None"), "{warned:?}");
+    let quiet = warnings_while(|| {
+        Sessions::builder()
+            .same_site(SameSite::None)
+            .secure(Secure::Always)
+            .build()
+            .expect("build");
+    });
+    assert!(quiet.is_empty(), "{quiet:?}");
+}
+
+#[tokio::test]
+async fn destroy_user_logs_a_user_out_everywhere() {
+    let sessions = Sessions::builder().build().expect("build");
+    let mut alice = Vec::new();
+    for _ in 0..3 {
+        let session = sessions.start(&HeaderMap::new()).await.expect("start");
+        session.regenerate();
+        session.set_user("alice").expect("set_user");
+        assert_eq!(session.user().as_deref(), Some("alice"));
+        alice.push(cookie_header(&session.finish().await.expect("finish")[0]));
+    }
+    let bob = sessions.start(&HeaderMap::new()).await.expect("start");
+    bob.set_user("bob").expect("set_user");
+    let bob = cookie_header(&bob.finish().await.expect("finish")[0]);
+
+    assert_eq!(
+        sessions.destroy_user("alice").await.expect("destroy_user"),
+        3
+    );
+    for headers in &alice {
+        assert!(sessions.start(headers).await.expect("start").is_new());
+    }
+    assert!(!sessions.start(&bob).await.expect("start").is_new());
+    assert!(sessions
+        .start(&HeaderMap::new())
+        .await
+        .expect("start")
+        .set_user("")
+        .is_err());
+}
+
+#[tokio::test]
+async fn destroy_user_without_a_user_index_is_a_clear_error() {
+    let sessions = Sessions::builder()
+        .cookie_store(CookieStore::new(sessio::secure::Keys::new(Key::generate())))
+        .build()
+        .expect("build");
+    match sessions.destroy_user("alice").await {
+        Err(Error::Store(e)) => assert_eq!(*e.kind(), StoreErrorKind::Unsupported),
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+}
