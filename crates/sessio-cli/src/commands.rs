@@ -170,11 +170,16 @@ async fn list(ctx: &Ctx, limit: usize, cursor: Option<&str>) -> Result<(), Failu
     Ok(())
 }
 
-/// Finds a session by full id, or by the short id `list` shows (a scan of every key).
+/// Finds a session by its store key, by its cookie id (stored under the default keyed
+/// hash, see `sessio::KeysAtRest`), or by the short id `list` shows (a scan of every
+/// key).
 async fn find(ctx: &Ctx, id: &str) -> Result<Option<(StoreKey, Record)>, Failure> {
-    let direct = StoreKey::from_stored(id);
-    if let Some(record) = ctx.store().load(&direct).await.map_err(|e| ctx.fail(&e))? {
-        return Ok(Some((direct, record)));
+    let hashed = sessio::SessionId::parse(id)
+        .map(|sid| StoreKey::derive(&sid, &sessio::KeysAtRest::hashed()));
+    for key in std::iter::once(StoreKey::from_stored(id)).chain(hashed) {
+        if let Some(record) = ctx.store().load(&key).await.map_err(|e| ctx.fail(&e))? {
+            return Ok(Some((key, record)));
+        }
     }
     if !looks_short(id) {
         return Ok(None);

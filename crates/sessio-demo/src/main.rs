@@ -46,6 +46,10 @@ struct Args {
     /// Tokio worker threads (default: one per core); with actix, its worker threads.
     #[arg(long)]
     workers: Option<usize>,
+    /// Put an in-process cache with room for N sessions in front of --store (Redis and
+    /// PostgreSQL keep it coherent across instances; see `sessio-tiered`).
+    #[arg(long, value_name = "N")]
+    cache: Option<usize>,
     /// The web framework serving the routes (the same routes on every one).
     #[arg(long, value_enum, default_value_t = Framework::Axum)]
     framework: Framework,
@@ -102,7 +106,7 @@ async fn run(args: Args) -> Result<(), String> {
         });
         builder = builder.cookie_store(CookieStore::new(keys));
     } else {
-        let store = stores::open(&args.store)
+        let store = stores::open(&args.store, args.cache)
             .await
             .map_err(|e| format!("cannot open store {:?}: {e}", args.store))?;
         builder = builder.shared_store(store);

@@ -51,6 +51,47 @@ async fn two_instances_share_one_redis() {
     assert_eq!(a.get(&browser, "/get?key=m").await, (200, "100".into()));
 }
 
+/// Both instances with `--cache`: reads come from each one's memory, and a write on
+/// one reaches the other's cache (Redis client tracking) within 100 ms.
+#[tokio::test]
+async fn two_cached_instances_stay_coherent() {
+    let a = Demo::start(&["--store", "redis://127.0.0.1:6379/0", "--cache", "1000"]);
+    let b = Demo::start(&["--store", "redis://127.0.0.1:6379/0", "--cache", "1000"]);
+    let browser = a.browser();
+    assert_eq!(a.get(&browser, "/login?user=kataras").await.0, 200);
+    for _ in 0..3 {
+        // Cached on both after the first read.
+        assert_eq!(a.get(&browser, "/secret").await.0, 200);
+        assert_eq!(b.get(&browser, "/secret").await.0, 200);
+    }
+    for i in 1..=20 {
+        let writer = if i % 2 == 0 { &a } else { &b };
+        let reader = if i % 2 == 0 { &b } else { &a };
+        assert_eq!(
+            writer
+                .get(&browser, &format!("/set?key=v&value={i}"))
+                .await
+                .0,
+            200
+        );
+        let acked = Instant::now();
+        while reader.get(&browser, "/get?key=v").await != (200, i.to_string()) {
+            assert!(
+                acked.elapsed() < Duration::from_millis(100),
+                "the other instance still serves its old copy after 100 ms"
+            );
+        }
+    }
+    assert_eq!(b.get(&browser, "/logout").await.0, 200);
+    let acked = Instant::now();
+    while a.get(&browser, "/secret").await.0 != 403 {
+        assert!(
+            acked.elapsed() < Duration::from_millis(100),
+            "logout not seen by A"
+        );
+    }
+}
+
 /// A redis-server of this test's own, on a free port, persisting every write.
 struct OwnRedis {
     child: Child,

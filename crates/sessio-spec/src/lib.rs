@@ -22,10 +22,12 @@
 //! # }
 //! ```
 
+mod cache;
 mod redact;
 
 use std::sync::Arc;
 
+pub use cache::{Cached, UNTRACKED_STALENESS};
 pub use redact::redact;
 use sessio::{
     store::{Store, StoreError},
@@ -108,6 +110,8 @@ pub struct Opened {
 #[derive(Debug, Clone)]
 enum Handle {
     Other,
+    #[cfg(feature = "redis")]
+    Redis(sessio_redis::RedisStore),
     #[cfg(feature = "sql")]
     Postgres(sessio_sql::PostgresStore),
     #[cfg(feature = "sql")]
@@ -136,20 +140,27 @@ impl Opened {
 
     /// Whether the store has a schema to migrate (the SQL stores).
     pub fn has_schema(&self) -> bool {
-        !matches!(self.handle, Handle::Other)
+        #[cfg(feature = "sql")]
+        if matches!(
+            self.handle,
+            Handle::Postgres(_) | Handle::MySql(_) | Handle::Sqlite(_)
+        ) {
+            return true;
+        }
+        false
     }
 
     /// Creates or upgrades the SQL tables; returns `Ok(false)` for stores without a
     /// schema.
     pub async fn migrate(&self) -> Result<bool, StoreError> {
         match &self.handle {
-            Handle::Other => Ok(false),
             #[cfg(feature = "sql")]
             Handle::Postgres(s) => s.migrate().await.map(|()| true),
             #[cfg(feature = "sql")]
             Handle::MySql(s) => s.migrate().await.map(|()| true),
             #[cfg(feature = "sql")]
             Handle::Sqlite(s) => s.migrate().await.map(|()| true),
+            _ => Ok(false),
         }
     }
 }
@@ -173,7 +184,7 @@ pub async fn open(spec: &str, mode: Mode) -> Result<Opened, SpecError> {
                 builder = builder.key_prefix(prefix);
             }
             let store = builder.connect().await.map_err(err)?;
-            Ok(Opened::new(store, Handle::Other))
+            Ok(Opened::new(store.clone(), Handle::Redis(store)))
         }
         #[cfg(feature = "redb")]
         s if s.starts_with("redb:") => {

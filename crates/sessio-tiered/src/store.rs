@@ -329,6 +329,26 @@ impl Store for TieredStore {
         // Cached copies carry their deadline: loads skip expired ones by themselves.
         self.inner.purge_expired()
     }
+
+    fn index_user<'a>(
+        &'a self,
+        user: &'a str,
+        key: &'a StoreKey,
+        expires_at: Option<SystemTime>,
+    ) -> StoreFuture<'a, ()> {
+        self.inner.index_user(user, key, expires_at)
+    }
+
+    fn destroy_user<'a>(&'a self, user: &'a str) -> StoreFuture<'a, Vec<StoreKey>> {
+        StoreFuture::new(async move {
+            let ended = self.inner.destroy_user(user).await?;
+            for key in &ended {
+                self.shared.generations.bump(key);
+                self.shared.cache.remove(key);
+            }
+            Ok(ended)
+        })
+    }
 }
 
 /// Applies `patch` to a cached copy in order, taking each increment's result from

@@ -215,7 +215,7 @@ fn main() {
     assert_eq!(record, Some(made), "sessions are there");
     // Payload: the id plus each user key and its encoded value.
     let payload = rt.block_on(async {
-        let key = sessio::StoreKey::for_id(&SessionId::parse(&id(made)).unwrap());
+        let key = long.store_key(&SessionId::parse(&id(made)).unwrap());
         let rec = long.store().load(&key).await.unwrap().unwrap();
         let user: usize = rec
             .values

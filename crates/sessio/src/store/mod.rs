@@ -251,7 +251,6 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     fn purge_expired(&self) -> StoreFuture<'_, Option<u64>> {
         (**self).purge_expired()
-
     }
     fn index_user<'a>(
         &'a self,
