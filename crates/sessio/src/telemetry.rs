@@ -46,11 +46,13 @@ enum Op {
     Count,
     Keys,
     PurgeExpired,
+    IndexUser,
+    DestroyUser,
 }
 
 #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 impl Op {
-    const ALL: [Op; 7] = [
+    const ALL: [Op; 9] = [
         Op::Load,
         Op::Commit,
         Op::Destroy,
@@ -58,6 +60,8 @@ impl Op {
         Op::Count,
         Op::Keys,
         Op::PurgeExpired,
+        Op::IndexUser,
+        Op::DestroyUser,
     ];
 
     fn label(self) -> &'static str {
@@ -69,6 +73,8 @@ impl Op {
             Op::Count => "count",
             Op::Keys => "keys",
             Op::PurgeExpired => "purge_expired",
+            Op::IndexUser => "index_user",
+            Op::DestroyUser => "destroy_user",
         }
     }
 }
@@ -144,7 +150,7 @@ impl fmt::Display for ShortId {
 pub(crate) struct Instrumented {
     inner: Arc<dyn Store>,
     #[cfg(feature = "metrics")]
-    latency: [metrics::Histogram; 7],
+    latency: [metrics::Histogram; 9],
     #[cfg(feature = "metrics")]
     live: metrics::Gauge,
 }
@@ -296,5 +302,20 @@ impl Store for Instrumented {
 
     fn purge_expired(&self) -> StoreFuture<'_, Option<u64>> {
         self.observe(Op::PurgeExpired, None, |s| s.purge_expired())
+    }
+
+    fn index_user<'a>(
+        &'a self,
+        user: &'a str,
+        key: &'a StoreKey,
+        expires_at: Option<std::time::SystemTime>,
+    ) -> StoreFuture<'a, ()> {
+        self.observe(Op::IndexUser, Some(key), |s| {
+            s.index_user(user, key, expires_at)
+        })
+    }
+
+    fn destroy_user<'a>(&'a self, user: &'a str) -> StoreFuture<'a, Vec<StoreKey>> {
+        self.observe(Op::DestroyUser, None, |s| s.destroy_user(user))
     }
 }
