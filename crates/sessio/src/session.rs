@@ -139,17 +139,18 @@ impl Session {
         Self::with_state(sessions, secure, state)
     }
 
-    /// A session the store (or a sealed cookie) had. `rotated`: its cookie was opened
-    /// with a previous key, so the response re-issues it under the current one.
+    /// A session the store (or a sealed cookie) had, under `key` (its id's store key,
+    /// which the caller already derived to load it: deriving is a keyed hash).
+    /// `rotated`: its cookie was opened with a previous key, so the response re-issues
+    /// it under the current one.
     pub(crate) fn loaded(
         sessions: Sessions,
         secure: bool,
-        id: SessionId,
+        (id, key): (SessionId, StoreKey),
         record: Record,
         rotated: bool,
         chunks: usize,
     ) -> Self {
-        let key = sessions.store_key(&id);
         let mut state = State::new(id, key, false, true, record);
         state.chunks = chunks;
         if rotated {

@@ -338,9 +338,14 @@ impl LazySession {
                     RequestCookie::Id { id, rotated } => {
                         let key = sessions.store_key(&id);
                         match sessions.config.store.load(&key).await? {
-                            Some(record) => {
-                                Ok(Session::loaded(sessions, secure, id, record, rotated, 0))
-                            }
+                            Some(record) => Ok(Session::loaded(
+                                sessions,
+                                secure,
+                                (id, key),
+                                record,
+                                rotated,
+                                0,
+                            )),
                             None => Ok(Session::fresh(sessions, secure, 0)),
                         }
                     }
@@ -357,9 +362,17 @@ impl LazySession {
                         // The deadline is authenticated: an expired copy opens nothing.
                         let live = !is_expired(record.expires_at, SystemTime::now());
                         match SessionId::parse(&sealed.id).filter(|_| live) {
-                            Some(id) => Ok(Session::loaded(
-                                sessions, secure, id, record, rotated, chunks,
-                            )),
+                            Some(id) => {
+                                let key = sessions.store_key(&id);
+                                Ok(Session::loaded(
+                                    sessions,
+                                    secure,
+                                    (id, key),
+                                    record,
+                                    rotated,
+                                    chunks,
+                                ))
+                            }
                             None => Ok(Session::fresh(sessions, secure, chunks)),
                         }
                     }
