@@ -44,7 +44,6 @@ pub(crate) async fn sessio_redis_store(url: &str) -> Result<Arc<dyn Store>, Stri
 /// sessio's Redis store behind a `sessio-tiered` cache kept coherent by Redis client
 /// tracking (room for 100,000 sessions).
 async fn cached_redis_store(url: &str) -> Result<Arc<dyn Store>, String> {
-    use sessio::store::Tracked;
     let redis = sessio_redis::RedisStore::connect(url)
         .await
         .map_err(|e| format!("sessio-redis: cannot connect to {url}: {e}"))?;
@@ -53,11 +52,7 @@ async fn cached_redis_store(url: &str) -> Result<Arc<dyn Store>, String> {
         .build();
     let invalidator = cache.invalidator();
     let tracker = redis
-        .track_changes(move |change| match change {
-            Tracked::Changed(key) => invalidator.invalidate(&key),
-            Tracked::Lost => invalidator.suspend(),
-            _ => invalidator.resume(),
-        })
+        .track_changes(move |change| invalidator.apply(change))
         .await
         .map_err(|e| format!("sessio-redis: cannot track changes on {url}: {e}"))?;
     // Tracking lasts as long as the server process.

@@ -47,14 +47,11 @@ async fn server(url: &str, prefix: &str) -> Server {
     let lost = Arc::new(AtomicBool::new(false));
     let seen_lost = lost.clone();
     let tracker = redis
-        .track_changes(move |change| match change {
-            Tracked::Changed(key) => invalidator.invalidate(&key),
-            Tracked::Lost => {
+        .track_changes(move |change| {
+            if change == Tracked::Lost {
                 seen_lost.store(true, Ordering::SeqCst);
-                invalidator.suspend();
             }
-            Tracked::Resumed => invalidator.resume(),
-            _ => invalidator.flush(),
+            invalidator.apply(change);
         })
         .await
         .unwrap();

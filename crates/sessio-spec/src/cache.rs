@@ -3,8 +3,7 @@
 
 use std::{any::Any, time::Duration};
 
-use sessio::store::Tracked;
-use sessio_tiered::{Invalidator, TieredStore};
+use sessio_tiered::TieredStore;
 
 use crate::{open_error, Handle, Opened, SpecError};
 
@@ -30,14 +29,6 @@ impl std::fmt::Debug for Cached {
     }
 }
 
-fn follow(invalidator: Invalidator) -> impl Fn(Tracked) + Send + Sync + 'static {
-    move |change| match change {
-        Tracked::Changed(key) => invalidator.invalidate(&key),
-        Tracked::Lost => invalidator.suspend(),
-        _ => invalidator.resume(),
-    }
-}
-
 impl Opened {
     /// Puts a cache with room for `entries` sessions in front of the store. Redis and
     /// PostgreSQL feed it their changes; MySQL and SQLite (which may be shared by
@@ -50,7 +41,10 @@ impl Opened {
             Handle::Redis(redis) => {
                 let store = builder.build();
                 let tracker = redis
-                    .track_changes(follow(store.invalidator()))
+                    .track_changes({
+                        let invalidator = store.invalidator();
+                        move |change| invalidator.apply(change)
+                    })
                     .await
                     .map_err(|e| open_error("redis", e))?;
                 Ok(Cached {
@@ -62,7 +56,10 @@ impl Opened {
             Handle::Postgres(pg) => {
                 let store = builder.build();
                 let listener = pg
-                    .track_changes(follow(store.invalidator()))
+                    .track_changes({
+                        let invalidator = store.invalidator();
+                        move |change| invalidator.apply(change)
+                    })
                     .await
                     .map_err(|e| open_error("postgres", e))?;
                 Ok(Cached {

@@ -7,7 +7,10 @@ use std::{sync::Arc, time::Duration};
 use sessio::store::{StoreError, StoreKey, StoreOp, Tracked};
 use sqlx::postgres::PgListener;
 
-use crate::{common::sql_error, postgres::PostgresStore};
+use crate::{
+    common::sql_error,
+    postgres::{lock_schema, PostgresStore},
+};
 
 const NAME: &str = "postgres";
 
@@ -51,13 +54,7 @@ impl PostgresStore {
         let err = |e| sql_error(NAME, StoreOp::Connect, e);
         let t = self.table().as_str();
         let mut tx = self.pool().begin().await.map_err(err)?;
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock(hashtext('sessio:' || current_schema() || '.' || $1))",
-        )
-        .bind(t)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
+        lock_schema(&mut tx, t).await.map_err(err)?;
         sqlx::query(&format!(
             "CREATE OR REPLACE FUNCTION {t}_notify() RETURNS trigger LANGUAGE plpgsql AS $f$ \
              BEGIN \

@@ -51,6 +51,22 @@ pub struct PostgresStore {
 
 sql_store!(PostgresStore, Postgres, "postgres");
 
+/// Holds, until `tx` ends, a transaction-scoped advisory lock keyed by the schema and
+/// `table`: schema changes from many processes at once run one after the other
+/// (concurrent `CREATE … IF NOT EXISTS` can fail in PostgreSQL).
+pub(crate) async fn lock_schema(
+    tx: &mut Transaction<'static, Postgres>,
+    table: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext('sessio:' || current_schema() || '.' || $1))",
+    )
+    .bind(table)
+    .execute(&mut **tx)
+    .await
+    .map(drop)
+}
+
 impl PostgresStore {
     /// Connects with the default [`SqlStoreOptions`]: creates the schema if needed and
     /// starts the sweeper.
@@ -96,13 +112,7 @@ impl PostgresStore {
         let err = |e| sql_error(NAME, StoreOp::Connect, e);
         let t = self.inner.table.as_str();
         let mut tx = self.inner.pool.begin().await.map_err(err)?;
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock(hashtext('sessio:' || current_schema() || '.' || $1))",
-        )
-        .bind(t)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
+        lock_schema(&mut tx, t).await.map_err(err)?;
         for ddl in [
             format!(
                 "CREATE TABLE IF NOT EXISTS {t} (\

@@ -10,7 +10,7 @@ mod support;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use sessio::store::{conformance, Change, Patch, Store, StoreKey, Tracked};
+use sessio::store::{conformance, Change, Patch, Store, StoreKey};
 use sessio_sql::{sqlx, ChangeListener, PostgresStore, SqlStoreOptions, TableName};
 use sessio_tiered::TieredStore;
 use support::{unique, PG_BASE};
@@ -48,11 +48,7 @@ async fn server(url: &str) -> (TieredStore, ChangeListener) {
     let cache = TieredStore::builder(store.clone()).build();
     let invalidator = cache.invalidator();
     let listener = store
-        .track_changes(move |change| match change {
-            Tracked::Changed(key) => invalidator.invalidate(&key),
-            Tracked::Lost => invalidator.suspend(),
-            _ => invalidator.resume(),
-        })
+        .track_changes(move |change| invalidator.apply(change))
         .await
         .unwrap();
     (cache, listener)
@@ -92,13 +88,7 @@ async fn conformance_through_a_tracked_cache() {
             let cache = TieredStore::builder(store.clone()).build();
             let invalidator = cache.invalidator();
             let listener = store
-                .track_changes(move |c| {
-                    if let Tracked::Changed(k) = c {
-                        invalidator.invalidate(&k);
-                    } else {
-                        invalidator.flush();
-                    }
-                })
+                .track_changes(move |change| invalidator.apply(change))
                 .await
                 .unwrap();
             listeners.lock().unwrap().push(listener);

@@ -12,7 +12,7 @@ use std::{
 use bytes::Bytes;
 use sessio::store::{
     is_expired, Change, Committed, ExpiryListener, KeyPage, Patch, Record, Store, StoreFuture,
-    StoreKey, Values,
+    StoreKey, Tracked, Values,
 };
 
 use crate::{
@@ -219,6 +219,30 @@ impl Invalidator {
             .invalidations
             .fetch_add(1, Ordering::Relaxed);
         tracing::debug!("session cache flushed");
+    }
+
+    /// Follows a store's change channel: [`Tracked::Changed`] invalidates the key,
+    /// [`Tracked::Lost`] suspends the cache, [`Tracked::Resumed`] resumes it.
+    ///
+    /// ```
+    /// use sessio::{store::Tracked, MemoryStore, StoreKey};
+    /// use sessio_tiered::TieredStore;
+    ///
+    /// let cache = TieredStore::builder(MemoryStore::new()).build();
+    /// let invalidator = cache.invalidator();
+    /// // What a channel's callback does, e.g. `redis.track_changes(move |c| invalidator.apply(c))`.
+    /// invalidator.apply(Tracked::Changed(StoreKey::from_stored("k")));
+    /// invalidator.apply(Tracked::Lost);
+    /// invalidator.apply(Tracked::Resumed);
+    /// assert_eq!(cache.stats().invalidations, 3);
+    /// ```
+    pub fn apply(&self, change: Tracked) {
+        match change {
+            Tracked::Changed(key) => self.invalidate(&key),
+            Tracked::Lost => self.suspend(),
+            // `Resumed`, and whatever a later version reports: trust nothing cached.
+            _ => self.resume(),
+        }
     }
 
     /// The change channel is down: drop every entry and bypass the cache (every
