@@ -3,13 +3,13 @@
 
 use std::{
     num::NonZeroUsize,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
     time::Instant,
 };
 
 use lru::LruCache;
 use sessio::{
-    store::{KeyHasher, Record},
+    store::{KeyHasher, Record, Values},
     StoreKey,
 };
 
@@ -97,10 +97,38 @@ impl Cache {
     }
 
     /// Inserts or replaces `key`, then evicts least recently used entries until the
-    /// shard fits its bounds again.
-    /// An entry larger than a shard's byte budget is not cached at all.
+    /// shard fits its bounds again. An entry larger than a shard's byte budget is not
+    /// cached at all.
     pub(crate) fn insert(&self, key: StoreKey, entry: Entry) -> Evicted {
         let mut shard = self.shard(&key);
+        self.insert_locked(&mut shard, key, entry)
+    }
+
+    /// Replaces `key`'s entry with `entry` only if the cached values are still
+    /// `expected` (the copy `entry` was derived from); otherwise drops whatever is
+    /// cached, since another write of this process changed it in between.
+    pub(crate) fn replace_if_current(
+        &self,
+        key: &StoreKey,
+        expected: &Arc<Values>,
+        entry: Entry,
+    ) -> Evicted {
+        let mut shard = self.shard(key);
+        let current = shard
+            .map
+            .peek(key)
+            .is_some_and(|e| Arc::ptr_eq(&e.record.values, expected));
+        if current {
+            self.insert_locked(&mut shard, key.clone(), entry)
+        } else {
+            if let Some(old) = shard.map.pop(key) {
+                shard.bytes -= old.weight;
+            }
+            Evicted(0)
+        }
+    }
+
+    fn insert_locked(&self, shard: &mut Shard, key: StoreKey, entry: Entry) -> Evicted {
         if entry.weight > self.max_bytes_per_shard {
             if let Some(old) = shard.map.pop(&key) {
                 shard.bytes -= old.weight;

@@ -160,12 +160,25 @@ impl Shared {
                 .is_none_or(|max| entry.loaded_at.elapsed() <= max)
     }
 
-    /// Caches `record` unless `key` was invalidated since `generation` was read.
-    fn put(&self, key: &StoreKey, record: Record, generation: u64) {
+    /// Caches `record` unless `key` was invalidated since `generation` was read. With
+    /// `derived_from`, only if the cache still holds those values (see
+    /// [`Cache::replace_if_current`]).
+    fn put(
+        &self,
+        key: &StoreKey,
+        record: Record,
+        generation: u64,
+        derived_from: Option<&Arc<Values>>,
+    ) {
         if self.suspended.load(Ordering::Acquire) || !self.generations.unchanged(key, generation) {
+            self.cache.remove(key);
             return;
         }
-        let evicted = self.cache.insert(key.clone(), Entry::new(record));
+        let entry = Entry::new(record);
+        let evicted = match derived_from {
+            Some(expected) => self.cache.replace_if_current(key, expected, entry),
+            None => self.cache.insert(key.clone(), entry),
+        };
         // An invalidation that raced the insert itself: undo it.
         if !self.generations.unchanged(key, generation) {
             self.cache.remove(key);
@@ -285,7 +298,7 @@ impl Store for TieredStore {
         StoreFuture::new(async move {
             let found = self.inner.load(key).await?;
             if let Some(record) = &found {
-                shared.put(key, record.clone(), generation);
+                shared.put(key, record.clone(), generation, None);
             }
             Ok(found)
         })
@@ -302,6 +315,9 @@ impl Store for TieredStore {
                 // and removals, and the store's own results for increments.
                 (Ok(Committed::Applied { counters }), Some(entry)) => {
                     let mut values = (*entry.record.values).clone();
+                    // Two commits of this process on one session may finish in
+                    // either order: only the one whose starting copy is still cached
+                    // may replace it; the other drops it.
                     match replay(&mut values, patch, counters) {
                         Some(()) => shared.put(
                             key,
@@ -310,6 +326,7 @@ impl Store for TieredStore {
                                 expires_at: patch.expires_at,
                             },
                             generation,
+                            Some(&entry.record.values),
                         ),
                         None => shared.cache.remove(key),
                     }

@@ -156,6 +156,29 @@ async fn own_writes_update_the_cache_with_the_stores_results() {
     assert_eq!(a.stats().misses, 1, "served from the updated copy");
 }
 
+/// Two requests of one session on this server commit different keys at the same time;
+/// whichever finishes last, the cache never drops the other's key.
+#[tokio::test]
+async fn concurrent_commits_of_one_process_keep_both_keys_in_the_cache() {
+    let tiered = TieredStore::builder(MemoryStore::new()).build();
+    let k = key();
+    tiered
+        .commit(&k, &patch(true, vec![set("a", "0")]))
+        .await
+        .unwrap();
+    tiered.load(&k).await.unwrap(); // cached
+                                    // Both commits start from the same cached copy before either finishes.
+    let (one, two) = (
+        patch(false, vec![set("x", "1")]),
+        patch(false, vec![set("y", "2")]),
+    );
+    let (r1, r2) = tokio::join!(tiered.commit(&k, &one), tiered.commit(&k, &two));
+    r1.unwrap();
+    r2.unwrap();
+    assert_eq!(value(&tiered, &k, "x").await.as_deref(), Some(&b"1"[..]));
+    assert_eq!(value(&tiered, &k, "y").await.as_deref(), Some(&b"2"[..]));
+}
+
 #[tokio::test]
 async fn invalidation_evicts_what_another_server_changed() {
     let shared = Arc::new(MemoryStore::new());
