@@ -35,9 +35,18 @@
 //! - When a channel reconnects it must call [`Invalidator::flush`] before it resumes:
 //!   invalidations sent while it was away are lost.
 //! - An expired session is never returned from the cache.
+//!
+//! # Metrics
+//!
+//! With feature `metrics` (on by default), the counters of [`TieredStore::stats`] are
+//! also reported through the `metrics` facade as `sessio_cache_hits_total`,
+//! `sessio_cache_misses_total`, `sessio_cache_evictions_total` and
+//! `sessio_cache_invalidations_total`, labelled `store` (the inner store's name).
+//! Install the recorder before building the store.
 
 mod cache;
 mod generations;
+mod stats;
 mod store;
 
 pub use self::store::{CacheStats, Invalidator, TieredStore, TieredStoreBuilder};

@@ -3,7 +3,7 @@
 use std::{
     fmt,
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
         Arc,
     },
     time::{Duration, SystemTime},
@@ -18,6 +18,7 @@ use sessio::store::{
 use crate::{
     cache::{Cache, Entry},
     generations::Generations,
+    stats::Counters,
 };
 
 /// A bounded in-process cache in front of `inner`. See the [crate docs](crate) for
@@ -36,14 +37,6 @@ struct Shared {
     suspended: AtomicBool,
     max_staleness: Option<Duration>,
     stats: Counters,
-}
-
-#[derive(Default)]
-struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    evictions: AtomicU64,
-    invalidations: AtomicU64,
 }
 
 /// Cache counters since the store was built.
@@ -97,6 +90,7 @@ impl TieredStoreBuilder {
 
     /// Builds the store.
     pub fn build(self) -> TieredStore {
+        let stats = Counters::new(self.inner.name());
         TieredStore {
             inner: self.inner,
             shared: Arc::new(Shared {
@@ -104,7 +98,7 @@ impl TieredStoreBuilder {
                 generations: Generations::new(),
                 suspended: AtomicBool::new(false),
                 max_staleness: self.max_staleness,
-                stats: Counters::default(),
+                stats,
             }),
         }
     }
@@ -143,10 +137,10 @@ impl TieredStore {
     pub fn stats(&self) -> CacheStats {
         let s = &self.shared.stats;
         CacheStats {
-            hits: s.hits.load(Ordering::Relaxed),
-            misses: s.misses.load(Ordering::Relaxed),
-            evictions: s.evictions.load(Ordering::Relaxed),
-            invalidations: s.invalidations.load(Ordering::Relaxed),
+            hits: s.hits.get(),
+            misses: s.misses.get(),
+            evictions: s.evictions.get(),
+            invalidations: s.invalidations.get(),
             entries: self.shared.cache.len() as u64,
         }
     }
@@ -184,7 +178,7 @@ impl Shared {
             self.cache.remove(key);
         }
         if evicted.0 > 0 {
-            self.stats.evictions.fetch_add(evicted.0, Ordering::Relaxed);
+            self.stats.evictions.add(evicted.0);
         }
     }
 }
@@ -216,10 +210,7 @@ impl Invalidator {
     pub fn invalidate(&self, key: &StoreKey) {
         self.shared.generations.bump(key);
         self.shared.cache.remove(key);
-        self.shared
-            .stats
-            .invalidations
-            .fetch_add(1, Ordering::Relaxed);
+        self.shared.stats.invalidations.add(1);
     }
 
     /// Anything may have changed (the channel reconnected, or overflowed): drop every
@@ -227,10 +218,7 @@ impl Invalidator {
     pub fn flush(&self) {
         self.shared.generations.bump_all();
         self.shared.cache.clear();
-        self.shared
-            .stats
-            .invalidations
-            .fetch_add(1, Ordering::Relaxed);
+        self.shared.stats.invalidations.add(1);
         tracing::debug!("session cache flushed");
     }
 
@@ -283,17 +271,17 @@ impl Store for TieredStore {
     fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Record>> {
         let shared = &self.shared;
         if shared.suspended.load(Ordering::Acquire) {
-            shared.stats.misses.fetch_add(1, Ordering::Relaxed);
+            shared.stats.misses.add(1);
             return self.inner.load(key);
         }
         if let Some(entry) = shared.cache.get(key) {
             if shared.fresh(&entry, SystemTime::now()) {
-                shared.stats.hits.fetch_add(1, Ordering::Relaxed);
+                shared.stats.hits.add(1);
                 return StoreFuture::ready(Ok(Some(entry.record)));
             }
             shared.cache.remove(key);
         }
-        shared.stats.misses.fetch_add(1, Ordering::Relaxed);
+        shared.stats.misses.add(1);
         let generation = shared.generations.current(key);
         StoreFuture::new(async move {
             let found = self.inner.load(key).await?;
