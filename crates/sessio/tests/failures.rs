@@ -2,9 +2,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::sync::Arc;
 
-use http::{header::COOKIE, HeaderMap, HeaderValue};
+use http::HeaderMap;
 use sessio::{store::FaultyStore, MemoryStore, Sessions};
 
 #[tokio::test]
@@ -26,15 +28,7 @@ async fn a_failed_save_keeps_the_changes_for_a_retry() {
     session.set("b", &2).unwrap();
     store.set_down(false);
     let cookie = session.finish().await.unwrap();
-    let pair = cookie[0]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let mut headers = HeaderMap::new();
-    headers.insert(COOKIE, HeaderValue::from_str(&pair).unwrap());
+    let headers = support::cookie_header(&cookie[0]);
     let again = sessions.start(&headers).await.unwrap();
     assert_eq!(
         again.get::<i64>("a").unwrap(),

@@ -4,6 +4,8 @@
 //! The two 1,000,000-request cases are heavy and ignored by default; run them with
 //! `cargo test -p sessio --release -- --ignored flood`.
 
+mod support;
+
 use std::{
     sync::{Arc, Mutex},
     time::{Duration, SystemTime},
@@ -34,19 +36,6 @@ fn touch() -> Patch {
         create: false,
         ..create()
     }
-}
-
-fn cookie_header(set_cookie: &HeaderValue) -> HeaderMap {
-    let pair = set_cookie
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
-    let mut headers = HeaderMap::new();
-    headers.insert(COOKIE, HeaderValue::from_str(&pair).expect("valid"));
-    headers
 }
 
 async fn exists(store: &MemoryStore, key: &StoreKey) -> bool {
@@ -150,7 +139,7 @@ async fn memory_capacity_evicted_sessions_read_as_new() {
     second.finish().await.expect("finish");
 
     let again = sessions
-        .start(&cookie_header(&first_cookie[0]))
+        .start(&support::cookie_header(&first_cookie[0]))
         .await
         .expect("start");
     assert!(again.is_new(), "an evicted session starts over");

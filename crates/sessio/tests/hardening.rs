@@ -1,27 +1,16 @@
 //! Hardening: ids are hashed at rest, cookie-name prefixes are enforced, risky cookie
 //! settings are warned about, and "log out everywhere" ends every session of a user.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 
-use http::{header::COOKIE, HeaderMap, HeaderValue};
+use http::HeaderMap;
 use sessio::{
     secure::Key,
     store::{CookieStore, Store, StoreErrorKind},
     Error, KeysAtRest, MemoryStore, SameSite, Secure, Sessions, StoreKey,
 };
-
-fn cookie_header(set_cookie: &HeaderValue) -> HeaderMap {
-    let pair = set_cookie
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
-    let mut headers = HeaderMap::new();
-    headers.insert(COOKIE, HeaderValue::from_str(&pair).expect("valid"));
-    headers
-}
 
 async fn all_keys(store: &MemoryStore) -> Vec<StoreKey> {
     let mut keys = Vec::new();
@@ -65,14 +54,14 @@ async fn store_holds_no_cookie_ids_by_default() {
     }
     // The sessions still work, and destroy-by-id still finds them.
     let again = sessions
-        .start(&cookie_header(&cookies[3]))
+        .start(&support::cookie_header(&cookies[3]))
         .await
         .expect("start");
     assert_eq!(again.get::<i32>("n").expect("get"), Some(3));
     assert!(sessions.destroy_by_id(&ids[3]).await.expect("destroy"));
     assert!(!sessions.destroy_by_id(&ids[3]).await.expect("destroy"));
     let gone = sessions
-        .start(&cookie_header(&cookies[3]))
+        .start(&support::cookie_header(&cookies[3]))
         .await
         .expect("start");
     assert!(gone.is_new());
@@ -96,7 +85,7 @@ async fn hashed_keys_survive_a_restart_and_the_opt_out_stores_ids() {
         .build()
         .expect("build");
     let again = after
-        .start(&cookie_header(&cookie[0]))
+        .start(&support::cookie_header(&cookie[0]))
         .await
         .expect("start");
     assert_eq!(
@@ -116,7 +105,7 @@ async fn hashed_keys_survive_a_restart_and_the_opt_out_stores_ids() {
     let session = keyed(&key).start(&HeaderMap::new()).await.expect("start");
     session.set("user", "kataras").expect("set");
     let cookie = session.finish().await.expect("finish");
-    let headers = cookie_header(&cookie[0]);
+    let headers = support::cookie_header(&cookie[0]);
     assert!(!keyed(&key).start(&headers).await.expect("start").is_new());
     assert!(keyed(&Key::generate())
         .start(&headers)
@@ -275,11 +264,13 @@ async fn destroy_user_logs_a_user_out_everywhere() {
         session.regenerate();
         session.set_user("alice").expect("set_user");
         assert_eq!(session.user().as_deref(), Some("alice"));
-        alice.push(cookie_header(&session.finish().await.expect("finish")[0]));
+        alice.push(support::cookie_header(
+            &session.finish().await.expect("finish")[0],
+        ));
     }
     let bob = sessions.start(&HeaderMap::new()).await.expect("start");
     bob.set_user("bob").expect("set_user");
-    let bob = cookie_header(&bob.finish().await.expect("finish")[0]);
+    let bob = support::cookie_header(&bob.finish().await.expect("finish")[0]);
 
     assert_eq!(
         sessions.destroy_user("alice").await.expect("destroy_user"),
