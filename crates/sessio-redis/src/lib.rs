@@ -32,6 +32,15 @@
 //! in a cluster everything about one session lives on one slot, and sessions spread
 //! over all slots. The session's deadline is the key's Redis TTL.
 //!
+//! Each user with sessions (see [`Session::set_user`](sessio::Session::set_user)) has
+//! one sorted set at `{prefix}user:<user>` (see [`RedisStore::user_key`]): the store
+//! keys of the user's sessions, each scored by its deadline in milliseconds since the
+//! epoch on Redis's clock (`inf` for a session without one). The user is
+//! percent-encoded, so the key never holds `{` or `}`: no user name, however odd, can
+//! name a session key or pick a cluster hash tag. The set expires a minute after its
+//! latest deadline (no TTL while a session has none), so it goes away with the user's
+//! last session.
+//!
 //! # Round trips and atomicity
 //!
 //! - **load**: one round trip: a read-only Lua script returns `PTTL` and `HGETALL`
@@ -49,6 +58,21 @@
 //!   (`EVALSHA`); a node that has lost them (a restart, a failover, `SCRIPT FLUSH`)
 //!   gets the script body once (`EVAL`), in one extra round trip.
 //! - **destroy**: one `DEL`.
+//! - **index_user** (after a commit that set the user, created the session or moved
+//!   its deadline): one round trip, a script on the user's set alone: drop the members
+//!   whose deadline passed (a minute's grace covers the latency between the commit and
+//!   this call), add the session or raise its score (a score never goes down, so two
+//!   requests racing cannot leave a live session scored as dead), set the set's TTL.
+//!   Members without a deadline never age out; once a user has more than 32 of them,
+//!   each call also checks those for existence (`EXISTS`, pipelined) and drops the
+//!   sessions that are gone, so logouts do not pile up.
+//! - **destroy_user** ("log out everywhere"): three round trips: `ZRANGE` the set, one
+//!   pipelined `DEL` per session, then `ZREM` exactly the members read. Not atomic (the
+//!   set and the sessions live on different cluster slots), and it does not need to be:
+//!   if the deletes fail, the set is untouched and a retry finds every session; a
+//!   session indexed meanwhile (a login during the logout) stays indexed. Only
+//!   sessions that were live count (`DEL` answers 0 for an expired key). A session
+//!   whose user is later changed stays in its first user's set too, until it ends.
 //! - The TTL is sent relative (milliseconds left, rounded up) and read back relative
 //!   (`PTTL`), so clock skew between app servers and Redis does not move deadlines;
 //!   network latency does, by a few milliseconds.
@@ -81,7 +105,8 @@
 //! - `count` is exact on a quiet store; sessions created or expiring during the walk
 //!   may or may not be counted.
 //! - `destroy_all` deletes with one pipelined batch of `DEL`s per `SCAN` step; it is
-//!   not atomic, and a session created during the walk may survive it.
+//!   not atomic, and a session created during the walk may survive it. It walks
+//!   `{prefix}*` and deletes the user sets too.
 //! - `keys` cursors are `node.scan-cursor[.position]`, opaque to callers and free of
 //!   session keys. A page that ends inside a `SCAN` step re-reads that step on the
 //!   next call and lists only the keys after the last one listed (in a fixed hash
@@ -133,6 +158,7 @@ mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "tracking")))]
 mod tracking;
 mod url;
+mod users;
 
 pub use fred;
 

@@ -1,4 +1,5 @@
-//! `count`, `destroy_all` and `keys`: `SCAN MATCH {prefix}{*}` on every primary node.
+//! `count`, `destroy_all` and `keys`: `SCAN MATCH {prefix}{*}` on every primary node
+//! (`{prefix}*` for `destroy_all`, which also deletes the user indexes).
 
 use fred::{
     interfaces::{ClientLike, ClusterInterface, KeysInterface},
@@ -9,7 +10,10 @@ use fred::{
 };
 use sessio::store::{KeyPage, StoreError, StoreKey, StoreOp};
 
-use crate::store::{into_bytes, RedisStore, NAME};
+use crate::{
+    store::{into_bytes, RedisStore, NAME},
+    users::is_user_key,
+};
 
 /// The `COUNT` hint of every `SCAN` step. Fixed, so that re-reading a step (to resume
 /// a `keys` page in its middle) sees the same keys.
@@ -30,17 +34,23 @@ fn nodes(store: &RedisStore, op: StoreOp) -> Result<Vec<Option<Server>>, StoreEr
     Ok(primaries.into_iter().map(Some).collect())
 }
 
-/// `pattern` escaped for `MATCH`, then `{*}`.
-fn pattern(prefix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len() + 3);
+/// `prefix` escaped for `MATCH`, then `rest`: `{*}` for sessions, `*` for everything
+/// this store writes.
+fn pattern(prefix: &str, rest: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + rest.len());
     for c in prefix.chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '\\') {
             out.push('\\');
         }
         out.push(c);
     }
-    out.push_str("{*}");
+    out.push_str(rest);
     out
+}
+
+/// The `MATCH` pattern of session keys.
+fn sessions(store: &RedisStore) -> String {
+    pattern(&store.inner.prefix, "{*}")
 }
 
 /// One `SCAN` step on `node`: the next cursor and the session keys found.
@@ -49,6 +59,7 @@ async fn step(
     op: StoreOp,
     node: &Option<Server>,
     cursor: &str,
+    pattern: &str,
 ) -> Result<(String, Vec<String>), StoreError> {
     let options = Options {
         cluster_node: node.clone(),
@@ -60,7 +71,7 @@ async fn step(
             op,
             client.scan_page(
                 cursor.to_owned(),
-                pattern(&store.inner.prefix),
+                pattern.to_owned(),
                 Some(SCAN_COUNT),
                 None,
             ),
@@ -101,7 +112,8 @@ pub(crate) async fn count(store: &RedisStore) -> Result<u64, StoreError> {
     for node in nodes(store, StoreOp::Count)? {
         let mut cursor = String::from("0");
         loop {
-            let (next, keys) = step(store, StoreOp::Count, &node, &cursor).await?;
+            let (next, keys) =
+                step(store, StoreOp::Count, &node, &cursor, &sessions(store)).await?;
             total += keys
                 .iter()
                 .filter(|k| store_key(&store.inner.prefix, k).is_some())
@@ -115,29 +127,40 @@ pub(crate) async fn count(store: &RedisStore) -> Result<u64, StoreError> {
     Ok(total)
 }
 
+/// Deletes every session and every user index (counting only sessions): one `SCAN`
+/// over everything under the prefix, so no more keyspace walking than sessions alone.
 pub(crate) async fn destroy_all(store: &RedisStore) -> Result<u64, StoreError> {
     let op = StoreOp::DestroyAll;
+    let prefix = &store.inner.prefix;
+    let everything = pattern(prefix, "*");
     let mut total = 0;
     for node in nodes(store, op)? {
         let mut cursor = String::from("0");
         loop {
-            let (next, keys) = step(store, op, &node, &cursor).await?;
-            let keys: Vec<String> = keys
+            let (next, keys) = step(store, op, &node, &cursor, &everything).await?;
+            let keys: Vec<(String, bool)> = keys
                 .into_iter()
-                .filter(|k| store_key(&store.inner.prefix, k).is_some())
+                .filter_map(|k| {
+                    let session = store_key(prefix, &k).is_some();
+                    (session || is_user_key(prefix, &k)).then_some((k, session))
+                })
                 .collect();
             if !keys.is_empty() {
                 // One DEL per key (each session is its own cluster slot), pipelined:
                 // one round trip per SCAN step.
                 let pipeline = store.inner.pool.next().pipeline();
-                for key in keys {
+                for (key, _) in &keys {
                     let _: () = pipeline
-                        .del(key)
+                        .del(key.as_str())
                         .await
                         .map_err(|e| crate::store::backend_error(op, e))?;
                 }
                 let removed: Vec<i64> = store.bounded(op, pipeline.all()).await?;
-                total += removed.iter().filter(|n| **n > 0).count() as u64;
+                total += keys
+                    .iter()
+                    .zip(removed)
+                    .filter(|((_, session), n)| *session && *n > 0)
+                    .count() as u64;
             }
             if next == "0" {
                 break;
@@ -219,7 +242,7 @@ pub(crate) async fn keys(
     };
     let mut out = Vec::new();
     while let Some(node) = nodes.get(at.node) {
-        let (next, found) = step(store, op, node, &at.scan).await?;
+        let (next, found) = step(store, op, node, &at.scan, &sessions(store)).await?;
         let mut found: Vec<(u64, StoreKey)> = found
             .iter()
             .filter_map(|k| store_key(&store.inner.prefix, k))
@@ -261,8 +284,8 @@ mod tests {
 
     #[test]
     fn patterns_escape_glob_characters() {
-        assert_eq!(pattern("sessio:"), "sessio:{*}");
-        assert_eq!(pattern("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\{*}");
+        assert_eq!(pattern("sessio:", "{*}"), "sessio:{*}");
+        assert_eq!(pattern("a*b?[c]\\", "*"), "a\\*b\\?\\[c\\]\\\\*");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use sessio::store::{
     StoreKey, StoreOp, Values,
 };
 
-use crate::{builder::RedisStoreBuilder, scan, Error};
+use crate::{builder::RedisStoreBuilder, scan, users, Error};
 
 pub(crate) const NAME: &str = "redis";
 
@@ -56,6 +56,7 @@ pub(crate) struct Inner {
     pub(crate) clustered: bool,
     commit: Script,
     load: Script,
+    pub(crate) index_user: Script,
 }
 
 impl Inner {
@@ -74,6 +75,7 @@ impl Inner {
             clustered,
             commit: Script::from_lua(include_str!("commit.lua")),
             load: Script::from_lua(include_str!("load.lua")),
+            index_user: Script::from_lua(include_str!("index_user.lua")),
         }
     }
 }
@@ -145,11 +147,29 @@ impl RedisStore {
         out
     }
 
+    /// The Redis key of `user`'s index (see [`Store::destroy_user`]):
+    /// `{prefix}user:<user>`, every byte of the user outside `[A-Za-z0-9-._@]`
+    /// percent-encoded (`%XX`). It never holds `{` or `}`, so it is never a session key,
+    /// whatever the user.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use sessio_redis::RedisStore;
+    ///
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379/0").await?;
+    /// assert_eq!(store.user_key("ann@example.com"), "sessio:user:ann@example.com");
+    /// assert_eq!(store.user_key("a:b {c}"), "sessio:user:a%3Ab%20%7Bc%7D");
+    /// # Ok(()) }
+    /// ```
+    pub fn user_key(&self, user: &str) -> String {
+        users::user_key(&self.inner.prefix, user)
+    }
+
     /// Loads the scripts on every primary (`SCRIPT LOAD`), so that the first calls
     /// need no fallback. Best effort: a failure only costs a fallback later.
     pub(crate) async fn preload_scripts(&self) {
         let client = self.inner.pool.next();
-        for script in [&self.inner.load, &self.inner.commit] {
+        for script in [&self.inner.load, &self.inner.commit, &self.inner.index_user] {
             let loaded = tokio::time::timeout(self.inner.timeout, script.load(client)).await;
             if !matches!(loaded, Ok(Ok(()))) {
                 tracing::debug!(
@@ -180,7 +200,7 @@ impl RedisStore {
     /// `NOSCRIPT` on its own, so pipelining is safe, and it lets many requests share a
     /// connection instead of waiting for each other's replies. `args` pushes the
     /// script's `ARGV`; it runs again only for the fallback.
-    async fn run_script(
+    pub(crate) async fn run_script(
         &self,
         op: StoreOp,
         script: &Script,
@@ -255,18 +275,7 @@ impl RedisStore {
     }
 
     async fn commit_patch(&self, key: &StoreKey, patch: &Patch) -> Result<Committed, StoreError> {
-        let ttl = match patch.expires_at {
-            None => Value::from_static_str(""),
-            Some(deadline) => {
-                // A relative TTL, so that clock skew between this host and Redis does not
-                // move the deadline. Rounded up: never expire early.
-                let left = deadline
-                    .duration_since(SystemTime::now())
-                    .unwrap_or(Duration::ZERO);
-                let ms = left.as_nanos().div_ceil(1_000_000);
-                Value::from(ms.to_string())
-            }
-        };
+        let ttl = ttl_arg(patch.expires_at);
         let flag = |on: bool| Value::from_static_str(if on { "1" } else { "0" });
         let args = |args: &mut Vec<Value>| {
             args.reserve(4 + 3 * patch.changes.len());
@@ -348,6 +357,21 @@ impl RedisStore {
     }
 }
 
+/// Milliseconds from now to `deadline`, rounded up (never early), as the scripts take
+/// them; `""` for no deadline. Relative, so that clock skew between this host and Redis
+/// does not move deadlines.
+pub(crate) fn ttl_arg(deadline: Option<SystemTime>) -> Value {
+    match deadline {
+        None => Value::from_static_str(""),
+        Some(deadline) => {
+            let left = deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            Value::from(left.as_nanos().div_ceil(1_000_000).to_string())
+        }
+    }
+}
+
 /// Bulk strings come back as `String` when they are UTF-8 and as `Bytes` otherwise.
 pub(crate) fn into_bytes(v: Value) -> Option<Bytes> {
     match v {
@@ -398,5 +422,18 @@ impl Store for RedisStore {
 
     fn keys<'a>(&'a self, cursor: Option<&'a str>, limit: usize) -> StoreFuture<'a, KeyPage> {
         StoreFuture::new(scan::keys(self, cursor, limit))
+    }
+
+    fn index_user<'a>(
+        &'a self,
+        user: &'a str,
+        key: &'a StoreKey,
+        expires_at: Option<SystemTime>,
+    ) -> StoreFuture<'a, ()> {
+        StoreFuture::new(users::index_user(self, user, key, expires_at))
+    }
+
+    fn destroy_user<'a>(&'a self, user: &'a str) -> StoreFuture<'a, Vec<StoreKey>> {
+        StoreFuture::new(users::destroy_user(self, user))
     }
 }

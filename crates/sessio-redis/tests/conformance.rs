@@ -61,8 +61,9 @@ async fn conformance_through_sentinel() {
     drop(sentinel);
 }
 
-/// Sessions land on every primary (the hash tag is the store key, not the prefix), and
-/// `keys` pages through all nodes, whatever the page size.
+/// Sessions land on every primary (the hash tag is the store key, not the prefix),
+/// `keys` pages through all nodes, whatever the page size, and `destroy_user` reaches
+/// a user's sessions on every node.
 async fn sessions_spread_and_page_over_all_nodes(cluster: &support::Cluster) {
     const N: usize = 300;
     let store = RedisStore::builder(&cluster.url())
@@ -118,6 +119,31 @@ async fn sessions_spread_and_page_over_all_nodes(cluster: &support::Cluster) {
         assert_eq!(seen, created, "limit {limit}");
     }
     assert_eq!(store.count().await.expect("count"), N as u64);
-    assert_eq!(store.destroy_all().await.expect("destroy_all"), N as u64);
+    // One user's sessions on every node: the index is read on its own slot and each
+    // session deleted on its own.
+    let deadline = patch.expires_at;
+    for key in &keys[..N / 2] {
+        store
+            .index_user("ann", key, deadline)
+            .await
+            .expect("index_user");
+    }
+    let ended: BTreeSet<String> = store
+        .destroy_user("ann")
+        .await
+        .expect("destroy_user")
+        .iter()
+        .map(|k| k.as_str().to_owned())
+        .collect();
+    let indexed: BTreeSet<String> = keys[..N / 2]
+        .iter()
+        .map(|k| k.as_str().to_owned())
+        .collect();
+    assert_eq!(ended, indexed);
+    assert_eq!(store.count().await.expect("count"), (N - N / 2) as u64);
+    assert_eq!(
+        store.destroy_all().await.expect("destroy_all"),
+        (N - N / 2) as u64
+    );
     assert_eq!(store.count().await.expect("count"), 0);
 }

@@ -11,7 +11,7 @@ use sessio::{
     IdGenerator, RandomIds, StoreKey,
 };
 use sessio_redis::{
-    fred::interfaces::{HashesInterface, KeysInterface},
+    fred::interfaces::{HashesInterface, KeysInterface, SortedSetsInterface},
     Error, RedisStore,
 };
 
@@ -264,7 +264,7 @@ async fn connecting_to_nothing_fails_within_the_connect_timeout() {
     );
 }
 
-/// Each load, commit and destroy is exactly one command (so one round trip), counted
+/// Each load, commit, index_user and destroy is exactly one command (so one round trip), counted
 /// by the server itself on a Redis that only this test uses.
 #[tokio::test(flavor = "multi_thread")]
 async fn one_round_trip_per_operation() {
@@ -324,15 +324,27 @@ async fn one_round_trip_per_operation() {
     }
     let commits = sent() - before;
     let before = sent();
+    for _ in 0..N {
+        store
+            .index_user(
+                "ann",
+                &key,
+                Some(SystemTime::now() + Duration::from_secs(60)),
+            )
+            .await
+            .expect("index_user");
+    }
+    let indexes = sent() - before;
+    let before = sent();
     assert!(store.destroy(&key).await.expect("destroy"));
     let destroys = sent() - before;
     assert_eq!(
-        (loads, commits, destroys),
-        (N, N, 1),
+        (loads, commits, indexes, destroys),
+        (N, N, N, 1),
         "commands per operation"
     );
     let stats = server.info("commandstats");
-    assert_eq!(support::command_calls(&stats, "evalsha"), 2 * N + 2);
+    assert_eq!(support::command_calls(&stats, "evalsha"), 3 * N + 2);
     assert_eq!(
         support::command_calls(&stats, "eval"),
         0,
@@ -425,4 +437,209 @@ async fn redis_holds_no_cookie_ids_at_rest() {
     assert_eq!(again.get::<i32>("n").expect("get"), Some(2));
     assert!(sessions.destroy_by_id(&ids[2]).await.expect("destroy"));
     store.destroy_all().await.expect("clean up");
+}
+
+/// Milliseconds left on a Redis key (`PTTL`): -1 without a TTL, -2 when missing.
+async fn pttl(store: &RedisStore, key: &str) -> i64 {
+    store.pool().pttl(key).await.expect("PTTL")
+}
+
+async fn exists(store: &RedisStore, key: &str) -> bool {
+    let n: i64 = store.pool().exists(key).await.expect("EXISTS");
+    n == 1
+}
+
+async fn members(store: &RedisStore, user: &str) -> Vec<String> {
+    let mut out: Vec<String> = store
+        .pool()
+        .zrange(
+            store.user_key(user),
+            0_i64,
+            -1_i64,
+            None,
+            false,
+            None,
+            false,
+        )
+        .await
+        .expect("ZRANGE");
+    out.sort();
+    out
+}
+
+/// Commits a new session that lives `ttl` (`None`: no deadline) and indexes it under
+/// `user`, as `Session::finish` does.
+async fn user_session(store: &RedisStore, user: &str, ttl: Option<Duration>) -> StoreKey {
+    let key = new_key();
+    let deadline = ttl.map(|t| SystemTime::now() + t);
+    let patch = Patch {
+        expires_at: deadline,
+        ..patch(
+            true,
+            vec![Change::Set("n".into(), Bytes::from_static(b"1"))],
+        )
+    };
+    store.commit(&key, &patch).await.expect("commit");
+    store
+        .index_user(user, &key, deadline)
+        .await
+        .expect("index_user");
+    key
+}
+
+fn sorted(keys: &[&StoreKey]) -> Vec<String> {
+    let mut out: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_index_expires_with_the_longest_session_and_goes_with_the_user() {
+    const GRACE_MS: i64 = 60_000;
+    let store = local_store().await;
+    let index = store.user_key("ann");
+    assert_eq!(index, format!("{}user:ann", store.key_prefix()));
+    let short = user_session(&store, "ann", Some(Duration::from_secs(60))).await;
+    let within =
+        |ttl: i64, want_ms: i64| (want_ms + GRACE_MS - 5_000..=want_ms + GRACE_MS).contains(&ttl);
+    let ttl = pttl(&store, &index).await;
+    assert!(within(ttl, 60_000), "follows the only session: {ttl}");
+    let long = user_session(&store, "ann", Some(Duration::from_secs(600))).await;
+    let ttl = pttl(&store, &index).await;
+    assert!(within(ttl, 600_000), "follows the longest session: {ttl}");
+    // Re-indexing the long session with a shorter deadline (a racing request) never
+    // shortens it: the index outlives every session it names.
+    store
+        .index_user(
+            "ann",
+            &long,
+            Some(SystemTime::now() + Duration::from_secs(5)),
+        )
+        .await
+        .expect("index_user");
+    let ttl = pttl(&store, &index).await;
+    assert!(within(ttl, 600_000), "never shortened: {ttl}");
+    // Indexing is idempotent.
+    store
+        .index_user(
+            "ann",
+            &short,
+            Some(SystemTime::now() + Duration::from_secs(60)),
+        )
+        .await
+        .expect("index_user");
+    assert_eq!(members(&store, "ann").await, sorted(&[&short, &long]));
+    // A session without a deadline: the index has none either.
+    let endless = user_session(&store, "ann", None).await;
+    assert_eq!(pttl(&store, &index).await, -1, "persisted");
+    // A member whose deadline is long past is dropped by the next call.
+    let _: i64 = store
+        .pool()
+        .zadd(&index, None, None, false, false, (1.0, "long-gone"))
+        .await
+        .expect("ZADD");
+    store
+        .index_user(
+            "ann",
+            &short,
+            Some(SystemTime::now() + Duration::from_secs(60)),
+        )
+        .await
+        .expect("index_user");
+    assert_eq!(
+        members(&store, "ann").await,
+        sorted(&[&short, &long, &endless])
+    );
+
+    let bystander = user_session(&store, "bob", Some(Duration::from_secs(60))).await;
+    let mut ended = store.destroy_user("ann").await.expect("destroy_user");
+    ended.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(
+        ended
+            .iter()
+            .map(|k| k.as_str().to_owned())
+            .collect::<Vec<_>>(),
+        sorted(&[&short, &long, &endless])
+    );
+    assert!(!exists(&store, &index).await, "the index is gone");
+    for key in [&short, &long, &endless] {
+        assert!(store.load(key).await.expect("load").is_none());
+    }
+    assert!(store.destroy_user("ann").await.expect("again").is_empty());
+    assert!(store.load(&bystander).await.expect("load").is_some());
+    // destroy_all takes the user indexes along, and counts only sessions.
+    assert!(exists(&store, &store.user_key("bob")).await);
+    assert_eq!(store.destroy_all().await.expect("destroy_all"), 1);
+    assert!(!exists(&store, &store.user_key("bob")).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn odd_user_names_are_their_own_and_never_name_a_session() {
+    let store = local_store().await;
+    let victim = user_session(&store, "victim", Some(Duration::from_secs(60))).await;
+    let long: String = "ü:*{}".chars().cycle().take(1000).collect();
+    let users = [
+        "a:b".to_owned(),
+        "*".to_owned(),
+        "?".to_owned(),
+        "[a-z]*".to_owned(),
+        "ключ ✓ 🦀".to_owned(),
+        "%41".to_owned(),
+        "A".to_owned(),
+        long,
+        // Names made to look like the victim's session, its Redis key and its index.
+        victim.as_str().to_owned(),
+        format!("{{{}}}", victim.as_str()),
+        store.redis_key(&victim),
+        format!("../{}", store.user_key("victim")),
+    ];
+    let mut keys = Vec::new();
+    for user in &users {
+        let index = store.user_key(user);
+        assert!(!index.contains(['{', '}']), "{index}");
+        assert_ne!(index, store.redis_key(&victim));
+        keys.push(user_session(&store, user, Some(Duration::from_secs(60))).await);
+    }
+    for (user, key) in users.iter().zip(&keys) {
+        assert_eq!(members(&store, user).await, sorted(&[key]), "{user}");
+    }
+    for (user, key) in users.iter().zip(&keys) {
+        let ended = store.destroy_user(user).await.expect("destroy_user");
+        assert_eq!(
+            sorted(&ended.iter().collect::<Vec<_>>()),
+            sorted(&[key]),
+            "{user}"
+        );
+        assert!(!exists(&store, &store.user_key(user)).await, "{user}");
+    }
+    assert!(
+        store.load(&victim).await.expect("load").is_some(),
+        "untouched"
+    );
+    assert_eq!(store.count().await.expect("count"), 1);
+    assert_eq!(members(&store, "victim").await, sorted(&[&victim]));
+    store.destroy_all().await.expect("clean up");
+}
+
+/// Sessions without a deadline never age out of the index; once there are many, the
+/// ones destroyed one by one (logouts) are dropped.
+#[tokio::test(flavor = "multi_thread")]
+async fn logged_out_endless_sessions_are_pruned_from_the_index() {
+    let store = local_store().await;
+    let mut gone = Vec::new();
+    for _ in 0..40 {
+        gone.push(user_session(&store, "cy", None).await);
+    }
+    let kept = user_session(&store, "cy", None).await;
+    for key in &gone {
+        assert!(store.destroy(key).await.expect("destroy"));
+    }
+    assert_eq!(members(&store, "cy").await.len(), 41, "not pruned yet");
+    let last = user_session(&store, "cy", None).await;
+    assert_eq!(members(&store, "cy").await, sorted(&[&kept, &last]));
+    assert_eq!(
+        store.destroy_user("cy").await.expect("destroy_user").len(),
+        2
+    );
+    assert!(!exists(&store, &store.user_key("cy")).await);
 }
