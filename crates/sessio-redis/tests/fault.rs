@@ -155,6 +155,22 @@ async fn kill_and_restart_redis_under_load() {
             "{:?}",
             started.elapsed()
         );
+        let started = Instant::now();
+        assert!(store
+            .index_user("kataras", &key, None)
+            .await
+            .expect_err("index_user while down")
+            .is_transient());
+        assert!(store
+            .destroy_user("kataras")
+            .await
+            .expect_err("destroy_user while down")
+            .is_transient());
+        assert!(
+            started.elapsed() <= 2 * (TIMEOUT + SLACK),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     // Back on the same port: the same store recovers by itself.

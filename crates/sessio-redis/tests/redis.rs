@@ -223,6 +223,24 @@ async fn foreign_data_under_a_session_key_is_corrupt_not_unavailable() {
         .expect_err("commit on a string");
     assert_eq!(err.kind(), &StoreErrorKind::Corrupt, "{err}");
     let _: () = store.pool().del(store.redis_key(&key)).await.expect("del");
+    // The same for a user index.
+    let index = store.user_key("zed");
+    let _: () = store
+        .pool()
+        .set(&index, "not a sorted set", None, None, false)
+        .await
+        .expect("set");
+    let err = store
+        .index_user("zed", &key, None)
+        .await
+        .expect_err("index_user on a string");
+    assert_eq!(err.kind(), &StoreErrorKind::Corrupt, "{err}");
+    let err = store
+        .destroy_user("zed")
+        .await
+        .expect_err("destroy_user on a string");
+    assert_eq!(err.kind(), &StoreErrorKind::Corrupt, "{err}");
+    let _: () = store.pool().del(&index).await.expect("del");
 }
 
 #[tokio::test(flavor = "multi_thread")]
