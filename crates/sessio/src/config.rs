@@ -94,7 +94,7 @@ impl fmt::Debug for Config {
 /// | [`absolute_timeout`](Self::absolute_timeout) | none |
 /// | [`id_generator`](Self::id_generator) | [`RandomIds`]: 128 bits from the OS CSPRNG |
 /// | [`store`](Self::store) | [`MemoryStore`] |
-/// | [`keys_at_rest`](Self::keys_at_rest) | [`KeysAtRest::hashed`]: stores hold HMAC-SHA256 of ids, not ids |
+/// | [`keys_at_rest`](Self::keys_at_rest) | [`KeysAtRest::hashed`]: stores hold a keyed BLAKE3 hash of ids, not ids |
 /// | [`codec`](Self::codec) | [`Codec::Json`] |
 /// | [`id_cookie`](Self::id_cookie) | [`IdCookie::Plain`]; see [`signed_ids`](Self::signed_ids), [`encrypted_ids`](Self::encrypted_ids) |
 /// | [`cookie_store`](Self::cookie_store) | none: sessions live in `store` |

@@ -66,7 +66,9 @@ struct Inner {
 
 struct State {
     id: SessionId,
-    key: StoreKey,
+    /// The id's store key, derived (a keyed hash) only when first needed: a fresh
+    /// session that is never written, or a sealed cookie session, never derives it.
+    key: Option<StoreKey>,
     /// No stored session existed when the request started (or it was destroyed).
     is_new: bool,
     /// The store holds a record under `key`: commits must not create.
@@ -133,20 +135,19 @@ impl fmt::Debug for Session {
 impl Session {
     pub(crate) fn fresh(sessions: Sessions, secure: bool, chunks: usize) -> Self {
         let id = sessions.config.ids.generate();
-        let key = sessions.store_key(&id);
-        let mut state = State::new(id, key, true, false, Record::default());
+        let mut state = State::new(id, None, true, false, Record::default());
         state.chunks = chunks;
         Self::with_state(sessions, secure, state)
     }
 
     /// A session the store (or a sealed cookie) had, under `key` (its id's store key,
-    /// which the caller already derived to load it: deriving is a keyed hash).
+    /// when the caller already derived it to load it: deriving is a keyed hash).
     /// `rotated`: its cookie was opened with a previous key, so the response re-issues
     /// it under the current one.
     pub(crate) fn loaded(
         sessions: Sessions,
         secure: bool,
-        (id, key): (SessionId, StoreKey),
+        (id, key): (SessionId, Option<StoreKey>),
         record: Record,
         rotated: bool,
         chunks: usize,
@@ -444,14 +445,13 @@ impl Session {
     pub fn destroy(&self) {
         let mut state = self.lock();
         if state.stored {
-            let old = state.key.clone();
+            let old = state.key(&self.inner.sessions);
             state.retired.push((old, DestroyReason::Destroyed));
         }
         let id = self.inner.sessions.config.ids.generate();
         let retired = std::mem::take(&mut state.retired);
         let chunks = state.chunks;
-        let key = self.inner.sessions.store_key(&id);
-        *state = State::new(id, key, true, false, Record::default());
+        *state = State::new(id, None, true, false, Record::default());
         state.retired = retired;
         state.chunks = chunks;
         state.cookie = CookieAction::Remove;
@@ -463,14 +463,14 @@ impl Session {
         let mut state = self.lock();
         let new_id = self.inner.sessions.config.ids.generate();
         if state.stored {
-            let old = state.key.clone();
+            let old = state.key(&self.inner.sessions);
             state.retired.push((old, DestroyReason::Regenerated));
             state.stored = false;
             state.write_all = true;
             state.changes.clear();
             state.clear = false;
         }
-        state.key = self.inner.sessions.store_key(&new_id);
+        state.key = None;
         state.id = new_id;
     }
 
@@ -630,7 +630,7 @@ impl Session {
                 }
                 let user = {
                     let mut state = self.lock();
-                    if state.key == key {
+                    if state.key.as_ref() == Some(&key) {
                         state.stored = true;
                         if state.deadline != patch.expires_at || patch.create {
                             state.cookie = CookieAction::Set;
@@ -710,7 +710,7 @@ impl Session {
             };
             state.write_all = false;
             state.expiry_changed = false;
-            Some((state.key.clone(), patch))
+            Some((state.key(&self.inner.sessions), patch))
         };
         let reindex = write.is_some() && (create || refresh || state.user_changed);
         if write.is_some() {
@@ -754,7 +754,7 @@ impl Session {
         let mut state = self.lock();
         *state = State::new(
             id,
-            key,
+            Some(key.clone()),
             true,
             false,
             Record {
@@ -770,7 +770,7 @@ impl Session {
             changes: patch.changes.clone(),
             expires_at,
         };
-        (state.key.clone(), fresh)
+        (key, fresh)
     }
 }
 
@@ -807,7 +807,13 @@ fn needs_refresh(
 }
 
 impl State {
-    fn new(id: SessionId, key: StoreKey, is_new: bool, stored: bool, record: Record) -> Self {
+    fn new(
+        id: SessionId,
+        key: Option<StoreKey>,
+        is_new: bool,
+        stored: bool,
+        record: Record,
+    ) -> Self {
         State {
             key,
             id,
@@ -828,6 +834,13 @@ impl State {
             user_changed: false,
         }
         .with_reserved_scanned()
+    }
+
+    /// The store key of the current id, derived on first use.
+    fn key(&mut self, sessions: &Sessions) -> StoreKey {
+        self.key
+            .get_or_insert_with(|| sessions.store_key(&self.id))
+            .clone()
     }
 
     /// Reads what the reserved keys say about the session in one pass over the keys

@@ -341,7 +341,7 @@ impl LazySession {
                             Some(record) => Ok(Session::loaded(
                                 sessions,
                                 secure,
-                                (id, key),
+                                (id, Some(key)),
                                 record,
                                 rotated,
                                 0,
@@ -363,11 +363,12 @@ impl LazySession {
                         let live = !is_expired(record.expires_at, SystemTime::now());
                         match SessionId::parse(&sealed.id).filter(|_| live) {
                             Some(id) => {
-                                let key = sessions.store_key(&id);
+                                // No store key: a sealed session is keyed by nothing
+                                // unless it is destroyed or regenerated.
                                 Ok(Session::loaded(
                                     sessions,
                                     secure,
-                                    (id, key),
+                                    (id, None),
                                     record,
                                     rotated,
                                     chunks,

@@ -44,7 +44,7 @@ async fn store_holds_no_cookie_ids_by_default() {
     let keys = all_keys(&store).await;
     assert_eq!(keys.len(), 20);
     for key in &keys {
-        assert_eq!(key.as_str().len(), 43, "an HMAC-SHA256, base64");
+        assert_eq!(key.as_str().len(), 43, "a 256-bit keyed hash, base64");
         for id in &ids {
             assert!(
                 !key.as_str().contains(id.as_str()),
