@@ -24,7 +24,7 @@ use tokio::{
 use crate::{
     error::{CorruptFile, FileError},
     format, gc,
-    names::{self, SUFFIX, TMP_PREFIX},
+    names::{self, SUFFIX, TMP_PREFIX, USERS_DIR},
 };
 
 const NAME: &str = "fs";
@@ -53,6 +53,12 @@ const STALE_TMP: Duration = Duration::from_secs(600);
 ///   default 60 s) delete expired files. They read the header of **every** session
 ///   file, so their cost grows with the number of stored sessions (about 1 µs per file
 ///   when cached): fine for thousands of sessions, use `sessio-redb` for millions.
+/// - **Log out everywhere**: a user index serves
+///   [`Sessions::destroy_user`](sessio::Sessions::destroy_user): under `users/`, one
+///   directory per user (named by the SHA-256 of the user) holding one empty file per
+///   session of that user, named like the session's file. `destroy_user` deletes the
+///   sessions first, then the entries. Destroyed and expired sessions leave entries
+///   behind until the purge removes them (sessions are gone either way).
 /// - **Bad files**: a session file with garbage content makes loads and commits of
 ///   that one session fail with [`StoreErrorKind::Corrupt`] (the source is a
 ///   [`CorruptFile`] naming the file); every other session keeps working. `destroy`
@@ -185,7 +191,8 @@ impl FileStore {
     }
 
     /// Deletes every expired session file (and temporary files left by a crash) now,
-    /// calling the expiry listener for each session; returns how many were deleted.
+    /// calling the expiry listener for each session, then the user index entries of
+    /// sessions that are gone; returns how many sessions were deleted.
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
         let inner = self.inner.clone();
         blocking(StoreOp::PurgeExpired, move || inner.purge_expired()).await
@@ -338,10 +345,15 @@ impl Inner {
 
     /// Makes a rename or unlink in the directory durable.
     fn sync_dir(&self, op: StoreOp) -> Result<(), StoreError> {
+        self.sync_path(&self.dir, op)
+    }
+
+    /// Makes a change to the entries of `dir` durable (when fsync is on).
+    fn sync_path(&self, dir: &Path, op: StoreOp) -> Result<(), StoreError> {
         if self.fsync {
-            File::open(&self.dir)
+            File::open(dir)
                 .and_then(|d| d.sync_all())
-                .map_err(|e| io_error(op, "fsync", &self.dir, e))?;
+                .map_err(|e| io_error(op, "fsync", dir, e))?;
         }
         Ok(())
     }
@@ -372,16 +384,22 @@ impl Inner {
     }
 
     fn destroy(&self, name: &str) -> Result<bool, StoreError> {
-        let live = match self.read_deadline(name) {
-            Ok(None) => return Ok(false),
-            Ok(Some(Ok(deadline))) => !is_expired(deadline, SystemTime::now()),
-            // A corrupt session is removed like any other and counts as existing.
-            Ok(Some(Err(_))) => true,
-            Err(e) => return Err(io_error(StoreOp::Destroy, "read", &self.path(name), e)),
-        };
-        self.remove(name, StoreOp::Destroy)?;
+        let live = self.remove_session(name, SystemTime::now(), StoreOp::Destroy)?;
         self.sync_dir(StoreOp::Destroy)?;
         Ok(live)
+    }
+
+    /// Removes a session file (without syncing the directory); returns whether it
+    /// existed and was live. The caller holds the session's lock.
+    fn remove_session(&self, name: &str, now: SystemTime, op: StoreOp) -> Result<bool, StoreError> {
+        let live = match self.read_deadline(name) {
+            Ok(None) => return Ok(false),
+            Ok(Some(Ok(deadline))) => !is_expired(deadline, now),
+            // A corrupt session is removed like any other and counts as existing.
+            Ok(Some(Err(_))) => true,
+            Err(e) => return Err(io_error(op, "read", &self.path(name), e)),
+        };
+        Ok(self.remove(name, op)? && live)
     }
 
     /// The session file names in the directory, and the temporary files.
@@ -422,6 +440,7 @@ impl Inner {
             }
         }
         self.sync_dir(op)?;
+        self.sweep_index(op)?;
         Ok(live)
     }
 
@@ -507,7 +526,151 @@ impl Inner {
                 }
             }
         }
+        // After the sessions: the index entries of those just purged go now, too.
+        self.sweep_index(op)?;
         Ok(expired.len() as u64)
+    }
+}
+
+// The user index (log out everywhere): `users/<user_dir>/<session file name>`. An
+// entry is an empty file, created after the session's commit and removed only after
+// its session is gone, so a crash can leave an entry without a session (the purge
+// removes it) but never a session of the user without its entry.
+impl Inner {
+    fn users(&self) -> PathBuf {
+        self.dir.join(USERS_DIR)
+    }
+
+    /// Adds the entry of session `name` to the directory of a user, if the session
+    /// is stored. The caller holds the session's lock, so a concurrent destroy cannot
+    /// slip in between the check and the entry.
+    fn index_user(&self, user_dir: &str, name: &str) -> Result<(), StoreError> {
+        let op = StoreOp::IndexUser;
+        match fs::symlink_metadata(self.path(name)) {
+            Ok(_) => {}
+            // Destroyed since its commit: an entry would only be garbage.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_error(op, "read", &self.path(name), e)),
+        }
+        let users = self.users();
+        let dir = users.join(user_dir);
+        let entry = dir.join(name);
+        // The purge and `destroy_user` remove a user's directory once it is empty; if
+        // that happens between creating the directory and the entry, go again.
+        for _ in 0..4 {
+            match fs::create_dir(&dir) {
+                Ok(()) => self.sync_path(&users, op)?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // The first user ever (`users/` is made on demand, so a directory
+                    // of an earlier version, or without users, has none).
+                    fs::create_dir_all(&users).map_err(|e| io_error(op, "create", &users, e))?;
+                    self.sync_dir(op)?;
+                    continue;
+                }
+                Err(e) => return Err(io_error(op, "create", &dir, e)),
+            }
+            match OpenOptions::new().write(true).create_new(true).open(&entry) {
+                // Empty: only the name matters, so only the directory needs syncing.
+                Ok(_) => return self.sync_path(&dir, op),
+                // Re-indexing (the core does it whenever a deadline moves) costs a stat.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_error(op, "create", &entry, e)),
+            }
+        }
+        Err(io_error(
+            op,
+            "create",
+            &entry,
+            io::Error::other("the user's index directory kept being removed"),
+        ))
+    }
+
+    /// Destroys every session with an entry in the user's directory, then the
+    /// entries; returns the keys of the sessions that were live.
+    fn destroy_user(&self, user_dir: &str) -> Result<Vec<StoreKey>, StoreError> {
+        let op = StoreOp::DestroyUser;
+        let now = SystemTime::now();
+        let dir = self.users().join(user_dir);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error(op, "list", &dir, e)),
+        };
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(op, "list", &dir, e))?;
+            if let Ok(name) = entry.file_name().into_string() {
+                if let Some(key) = names::key_of(&name) {
+                    found.push((name, key));
+                }
+            }
+        }
+        let mut ended = Vec::new();
+        for (name, key) in &found {
+            let _guard = self.lock_blocking(name);
+            if self.remove_session(name, now, op)? {
+                ended.push(StoreKey::from_stored(key.as_str()));
+            }
+        }
+        // The sessions are gone for good before their entries go: a crash in between
+        // leaves entries for the purge, never a session the user cannot log out.
+        self.sync_dir(op)?;
+        for (name, _) in &found {
+            let path = dir.join(name);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(op, "remove", &path, e)),
+            }
+        }
+        // Fails when a session was indexed meanwhile: then the directory stays.
+        let _ = fs::remove_dir(&dir);
+        Ok(ended)
+    }
+
+    /// Removes the entries of sessions that no longer exist, and the directories of
+    /// users left without entries; returns how many entries it removed.
+    fn sweep_index(&self, op: StoreOp) -> Result<u64, StoreError> {
+        let users = self.users();
+        let dirs = match fs::read_dir(&users) {
+            Ok(dirs) => dirs,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_error(op, "list", &users, e)),
+        };
+        let mut removed = 0;
+        for dir in dirs {
+            let dir = dir.map_err(|e| io_error(op, "list", &users, e))?.path();
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue; // not a directory, or removed meanwhile
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| io_error(op, "list", &dir, e))?;
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
+                if names::key_of(&name).is_none() {
+                    continue;
+                }
+                // Sessions are never recreated under a key that is gone (ids are
+                // fresh), so an entry without its session is garbage for good.
+                match fs::symlink_metadata(self.path(&name)) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        match fs::remove_file(entry.path()) {
+                            Ok(()) => removed += 1,
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(io_error(op, "remove", &entry.path(), e)),
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(io_error(op, "read", &self.path(&name), e)),
+                }
+            }
+            // Fails (and the directory stays) unless it is empty.
+            let _ = fs::remove_dir(&dir);
+        }
+        Ok(removed)
     }
 }
 
@@ -591,5 +754,36 @@ impl Store for FileStore {
 
     fn purge_expired(&self) -> StoreFuture<'_, Option<u64>> {
         StoreFuture::new(async move { FileStore::purge_expired(self).await.map(Some) })
+    }
+
+    fn index_user<'a>(
+        &'a self,
+        user: &'a str,
+        key: &'a StoreKey,
+        _expires_at: Option<SystemTime>,
+    ) -> StoreFuture<'a, ()> {
+        // The entry lives as long as its session file: the purge removes it after.
+        let Some(name) = names::file_name(key.as_str()) else {
+            return StoreFuture::ready(Err(too_long(StoreOp::IndexUser)));
+        };
+        let inner = self.inner.clone();
+        let stripe = self.stripe(key.as_str());
+        let user_dir = names::user_dir(user);
+        StoreFuture::new(async move {
+            let guard = stripe.lock_owned().await;
+            blocking(StoreOp::IndexUser, move || {
+                let _guard = guard;
+                inner.index_user(&user_dir, &name)
+            })
+            .await
+        })
+    }
+
+    fn destroy_user<'a>(&'a self, user: &'a str) -> StoreFuture<'a, Vec<StoreKey>> {
+        let inner = self.inner.clone();
+        let user_dir = names::user_dir(user);
+        StoreFuture::new(blocking(StoreOp::DestroyUser, move || {
+            inner.destroy_user(&user_dir)
+        }))
     }
 }

@@ -5,13 +5,13 @@ use std::{
     path::Path,
 };
 
-use redb::ReadableTable;
+use redb::{ReadableMultimapTable, ReadableTable};
 use sessio::store::{StoreError, StoreOp};
 
 use crate::{
     error::OpenError,
     store::{RedbStoreBuilder, NAME},
-    tables::{EXPIRY, SESSIONS},
+    tables::{EXPIRY, SESSIONS, SESSION_USERS, USER_SESSIONS},
 };
 
 fn open_failed(
@@ -92,9 +92,22 @@ pub(crate) fn open_db(
             {
                 let sessions = txn.open_table(SESSIONS).map_err(|e| fail(e.into()))?;
                 let expiry = txn.open_table(EXPIRY).map_err(|e| fail(e.into()))?;
+                // The user index came later: a database of an earlier version gains
+                // its (empty) tables here and needs no other migration.
+                let users = txn
+                    .open_multimap_table(USER_SESSIONS)
+                    .map_err(|e| fail(e.into()))?;
+                let owners = txn
+                    .open_multimap_table(SESSION_USERS)
+                    .map_err(|e| fail(e.into()))?;
                 // Touch the trees so that a damaged root page is found now, not on first use.
                 let _ = sessions.first().map_err(|e| fail(e.into()))?;
                 let _ = expiry.first().map_err(|e| fail(e.into()))?;
+                for index in [&users, &owners] {
+                    if let Some(Err(e)) = index.iter().map_err(|e| fail(e.into()))?.next() {
+                        return Err(fail(e.into()));
+                    }
+                }
             }
             txn.commit().map_err(|e| fail(e.into()))?;
             Ok(db)

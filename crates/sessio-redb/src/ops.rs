@@ -5,7 +5,9 @@
 
 use std::{ops::Bound, path::PathBuf, sync::Arc, time::SystemTime};
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{
+    MultimapTable, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction,
+};
 use sessio::store::{
     apply_changes, is_expired, Committed, KeyPage, Patch, Record, StoreError, StoreKey, StoreOp,
     Values,
@@ -15,7 +17,7 @@ use sessio_fs::format::{self, deadline_millis};
 use crate::{
     error::{redact, CorruptRecord},
     store::{Durability, NAME},
-    tables::{EXPIRY, SESSIONS},
+    tables::{EXPIRY, SESSIONS, SESSION_USERS, USER_SESSIONS},
 };
 
 /// Sessions removed per purge job: bounds how long one purge holds the writer.
@@ -119,26 +121,9 @@ impl Shared {
 
     pub(crate) fn destroy(&self, txn: &WriteTransaction, key: &str) -> Written<bool> {
         let op = StoreOp::Destroy;
-        let now = SystemTime::now();
-        let mut sessions = txn.open_table(SESSIONS).map_err(|e| db_error(op, e))?;
-        let mut expiry = txn.open_table(EXPIRY).map_err(|e| db_error(op, e))?;
-        let deadline = match sessions.remove(key).map_err(|e| db_error(op, e))? {
-            None => return Ok(Ok(false)),
-            Some(raw) => format::decode_deadline(raw.value()),
-        };
-        Ok(Ok(match deadline {
-            Ok(deadline) => {
-                if let Some(t) = deadline {
-                    expiry
-                        .remove((deadline_millis(t), key))
-                        .map_err(|e| db_error(op, e))?;
-                }
-                !is_expired(deadline, now)
-            }
-            // A damaged record is removed like any other and counts as existing (an
-            // index entry it may have is dropped by the purge).
-            Err(_) => true,
-        }))
+        let mut t = Tables::open(txn, op)?;
+        let existed = t.remove_session(key, SystemTime::now(), op)?;
+        Ok(Ok(existed == Some(true)))
     }
 
     /// Live sessions: every record minus those whose deadline has passed, found
@@ -174,8 +159,11 @@ impl Shared {
         };
         txn.delete_table(SESSIONS).map_err(|e| db_error(op, e))?;
         txn.delete_table(EXPIRY).map_err(|e| db_error(op, e))?;
-        txn.open_table(SESSIONS).map_err(|e| db_error(op, e))?;
-        txn.open_table(EXPIRY).map_err(|e| db_error(op, e))?;
+        txn.delete_multimap_table(USER_SESSIONS)
+            .map_err(|e| db_error(op, e))?;
+        txn.delete_multimap_table(SESSION_USERS)
+            .map_err(|e| db_error(op, e))?;
+        Tables::open(txn, op)?;
         Ok(Ok(live))
     }
 
@@ -211,10 +199,10 @@ impl Shared {
     pub(crate) fn purge(&self, txn: &WriteTransaction) -> Written<(Vec<StoreKey>, bool)> {
         let op = StoreOp::PurgeExpired;
         let now_ms = deadline_millis(SystemTime::now());
-        let mut sessions = txn.open_table(SESSIONS).map_err(|e| db_error(op, e))?;
-        let mut expiry = txn.open_table(EXPIRY).map_err(|e| db_error(op, e))?;
+        let mut t = Tables::open(txn, op)?;
         let mut due = Vec::new();
-        for row in expiry
+        for row in t
+            .expiry
             .range::<(u64, &str)>(..(now_ms + 1, ""))
             .map_err(|e| db_error(op, e))?
             .take(PURGE_BATCH)
@@ -225,11 +213,11 @@ impl Shared {
         }
         let mut expired = Vec::new();
         for (deadline, key) in &due {
-            expiry
+            t.expiry
                 .remove((*deadline, key.as_str()))
                 .map_err(|e| db_error(op, e))?;
             // Every commit keeps the index exact; check the record's deadline anyway.
-            let same = match sessions.get(key.as_str()).map_err(|e| db_error(op, e))? {
+            let same = match t.sessions.get(key.as_str()).map_err(|e| db_error(op, e))? {
                 Some(raw) => matches!(
                     format::decode_deadline(raw.value()),
                     Ok(Some(t)) if deadline_millis(t) == *deadline
@@ -237,10 +225,136 @@ impl Shared {
                 None => false,
             };
             if same {
-                sessions.remove(key.as_str()).map_err(|e| db_error(op, e))?;
+                t.sessions
+                    .remove(key.as_str())
+                    .map_err(|e| db_error(op, e))?;
+                t.unindex(key, op)?;
                 expired.push(StoreKey::from_stored(key.as_str()));
             }
         }
         Ok(Ok((expired, due.len() == PURGE_BATCH)))
     }
+
+    /// Whether the session `key` is indexed under `user` (in the latest commit).
+    pub(crate) fn is_indexed(&self, user: &str, key: &str) -> Result<bool, StoreError> {
+        let op = StoreOp::IndexUser;
+        let txn = self.db.begin_read().map_err(|e| db_error(op, e))?;
+        let owners = txn
+            .open_multimap_table(SESSION_USERS)
+            .map_err(|e| db_error(op, e))?;
+        for owner in owners.get(key).map_err(|e| db_error(op, e))? {
+            if owner.map_err(|e| db_error(op, e))?.value() == user {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Indexes the session `key` under `user`, if it is stored. A session destroyed
+    /// since its commit gets no row: every row belongs to a stored session, and goes
+    /// when that session goes.
+    pub(crate) fn index_user(&self, txn: &WriteTransaction, user: &str, key: &str) -> Written<()> {
+        let op = StoreOp::IndexUser;
+        let mut t = Tables::open(txn, op)?;
+        if t.sessions.get(key).map_err(|e| db_error(op, e))?.is_none() {
+            return Ok(Ok(()));
+        }
+        t.users.insert(user, key).map_err(|e| db_error(op, e))?;
+        t.owners.insert(key, user).map_err(|e| db_error(op, e))?;
+        Ok(Ok(()))
+    }
+
+    /// Destroys every session indexed under `user` and the user's rows; returns the
+    /// keys of the sessions that were live.
+    pub(crate) fn destroy_user(
+        &self,
+        txn: &WriteTransaction,
+        user: &str,
+    ) -> Written<Vec<StoreKey>> {
+        let op = StoreOp::DestroyUser;
+        let now = SystemTime::now();
+        let mut t = Tables::open(txn, op)?;
+        let keys = collect(t.users.remove_all(user), op)?;
+        let mut ended = Vec::new();
+        for key in keys {
+            // Also drops the rows of any other user the session was indexed under.
+            if t.remove_session(&key, now, op)? == Some(true) {
+                ended.push(StoreKey::from_stored(key));
+            }
+        }
+        Ok(Ok(ended))
+    }
+}
+
+/// Every table, opened in one write transaction.
+struct Tables<'txn> {
+    sessions: Table<'txn, &'static str, &'static [u8]>,
+    expiry: Table<'txn, (u64, &'static str), ()>,
+    users: MultimapTable<'txn, &'static str, &'static str>,
+    owners: MultimapTable<'txn, &'static str, &'static str>,
+}
+
+impl<'txn> Tables<'txn> {
+    fn open(txn: &'txn WriteTransaction, op: StoreOp) -> Result<Self, StoreError> {
+        Ok(Self {
+            sessions: txn.open_table(SESSIONS).map_err(|e| db_error(op, e))?,
+            expiry: txn.open_table(EXPIRY).map_err(|e| db_error(op, e))?,
+            users: txn
+                .open_multimap_table(USER_SESSIONS)
+                .map_err(|e| db_error(op, e))?,
+            owners: txn
+                .open_multimap_table(SESSION_USERS)
+                .map_err(|e| db_error(op, e))?,
+        })
+    }
+
+    /// Removes a session with its expiry entry and user index rows: `None` when there
+    /// was none, else whether it was live.
+    fn remove_session(
+        &mut self,
+        key: &str,
+        now: SystemTime,
+        op: StoreOp,
+    ) -> Result<Option<bool>, StoreError> {
+        let deadline = match self.sessions.remove(key).map_err(|e| db_error(op, e))? {
+            None => return Ok(None),
+            Some(raw) => format::decode_deadline(raw.value()),
+        };
+        self.unindex(key, op)?;
+        Ok(Some(match deadline {
+            Ok(deadline) => {
+                if let Some(t) = deadline {
+                    self.expiry
+                        .remove((deadline_millis(t), key))
+                        .map_err(|e| db_error(op, e))?;
+                }
+                !is_expired(deadline, now)
+            }
+            // A damaged record is removed like any other and counts as existing (an
+            // expiry entry it may have is dropped by the purge).
+            Err(_) => true,
+        }))
+    }
+
+    /// Removes the user index rows of a session that is gone.
+    fn unindex(&mut self, key: &str, op: StoreOp) -> Result<(), StoreError> {
+        for user in collect(self.owners.remove_all(key), op)? {
+            self.users
+                .remove(user.as_str(), key)
+                .map_err(|e| db_error(op, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The strings of a multimap lookup, owned (the table is changed right after).
+fn collect(
+    values: Result<redb::MultimapValue<'_, &'static str>, redb::StorageError>,
+    op: StoreOp,
+) -> Result<Vec<String>, StoreError> {
+    values
+        .map_err(|e| db_error(op, e))?
+        .map(|v| v.map(|v| v.value().to_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| db_error(op, e))
 }

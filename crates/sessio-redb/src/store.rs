@@ -3,7 +3,7 @@
 use std::{
     path::Path,
     sync::{mpsc, Arc, Mutex, OnceLock, Weak},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use redb::WriteTransaction;
@@ -64,6 +64,11 @@ pub enum Durability {
 ///   [`gc_interval`](RedbStoreBuilder::gc_interval), default 60 s) delete expired
 ///   sessions at a cost proportional to how many expired, not to how many live.
 ///   They call the expiry listener for each.
+/// - **Log out everywhere**: a user index (two tables, user → session keys and back)
+///   serves [`Sessions::destroy_user`](sessio::Sessions::destroy_user). Indexing goes
+///   through the writer like a commit, with the same durability; `destroy_user`
+///   removes the user's sessions and rows in one write transaction. Destroying or
+///   purging a session removes its rows too, so the index holds only stored sessions.
 /// - **One process**: redb locks the file; a second process (or a second
 ///   `RedbStore` on the same path) gets an error at open. Share the store between
 ///   tasks by cloning it (cheap, an `Arc`).
@@ -448,5 +453,38 @@ impl Store for RedbStore {
 
     fn purge_expired(&self) -> StoreFuture<'_, Option<u64>> {
         StoreFuture::new(async move { RedbStore::purge_expired(self).await.map(Some) })
+    }
+
+    fn index_user<'a>(
+        &'a self,
+        user: &'a str,
+        key: &'a StoreKey,
+        _expires_at: Option<SystemTime>,
+    ) -> StoreFuture<'a, ()> {
+        // The session's own deadline governs its rows: they go when it is purged.
+        StoreFuture::new(async move {
+            let op = StoreOp::IndexUser;
+            // The core re-indexes whenever a commit moves the deadline: when the row
+            // is already there, a read (no write transaction, no fsync) is enough.
+            let (u, k) = (user.to_owned(), key.clone());
+            if self
+                .read(op, move |shared| shared.is_indexed(&u, k.as_str()))
+                .await?
+            {
+                return Ok(());
+            }
+            let (user, key) = (user.to_owned(), key.clone());
+            self.write(op, move |shared, txn| {
+                shared.index_user(txn, &user, key.as_str())
+            })
+            .await
+        })
+    }
+
+    fn destroy_user<'a>(&'a self, user: &'a str) -> StoreFuture<'a, Vec<StoreKey>> {
+        let user = user.to_owned();
+        self.write(StoreOp::DestroyUser, move |shared, txn| {
+            shared.destroy_user(txn, &user)
+        })
     }
 }
