@@ -165,7 +165,7 @@ impl Sql {
             #[allow(unreachable_patterns)]
             _ => "ON CONFLICT (session_id, name) DO UPDATE SET data = excluded.data",
         };
-        let index_tail = users_upsert_tail(dialect);
+        let index_tail = users_upsert_tail(dialect, table);
         let lock_value = match dialect {
             #[cfg(feature = "postgres")]
             Dialect::Postgres => " FOR UPDATE",
@@ -249,7 +249,7 @@ impl Sql {
     /// A multi-row insert of `rows` index rows (for the backfill of a new index).
     pub(crate) fn insert_users(dialect: Dialect, table: &TableName, rows: usize) -> String {
         let t = table.as_str();
-        let tail = users_upsert_tail(dialect);
+        let tail = users_upsert_tail(dialect, table);
         let marks: Vec<String> = (0..rows)
             .map(|i| {
                 format!(
@@ -280,13 +280,19 @@ fn placeholder(dialect: Dialect, n: usize) -> String {
     }
 }
 
-/// A session has one user: indexing it under another moves its index row.
-fn users_upsert_tail(dialect: Dialect) -> &'static str {
+/// A session has one user: indexing it under another moves its index row. Indexing
+/// it again under the same user (every refresh does) writes nothing: MySQL skips an
+/// update to the same value by itself, the others are told to.
+fn users_upsert_tail(dialect: Dialect, table: &TableName) -> String {
     match dialect {
         #[cfg(feature = "mysql")]
-        Dialect::MySql => "ON DUPLICATE KEY UPDATE user_hash = VALUES(user_hash)",
+        Dialect::MySql => "ON DUPLICATE KEY UPDATE user_hash = VALUES(user_hash)".to_owned(),
         #[allow(unreachable_patterns)]
-        _ => "ON CONFLICT (session_id) DO UPDATE SET user_hash = excluded.user_hash",
+        _ => format!(
+            "ON CONFLICT (session_id) DO UPDATE SET user_hash = excluded.user_hash \
+             WHERE {t}_users.user_hash <> excluded.user_hash",
+            t = table.as_str()
+        ),
     }
 }
 

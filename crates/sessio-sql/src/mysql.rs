@@ -167,7 +167,7 @@ impl MySqlStore {
         let t = self.inner.table.as_str();
         let had_users: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM information_schema.tables \
-             WHERE table_schema = DATABASE() AND table_name = ?",
+             WHERE table_schema = DATABASE() AND LOWER(table_name) = LOWER(?)",
         )
         .bind(format!("{t}_users"))
         .fetch_one(&mut *conn)

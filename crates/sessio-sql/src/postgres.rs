@@ -133,11 +133,14 @@ impl PostgresStore {
         }
         // Added after the first release: a table made by an earlier version gets its
         // user index here, filled from the users its sessions hold.
-        let had_users: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-            .bind(format!("{t}_users"))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(err)?;
+        let had_users: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_tables \
+               WHERE schemaname = current_schema() AND tablename = lower($1))",
+        )
+        .bind(format!("{t}_users"))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
         if !had_users {
             for ddl in [
                 format!(

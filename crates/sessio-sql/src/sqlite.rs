@@ -177,7 +177,8 @@ impl SqliteStore {
         // Added after the first release: a file made by an earlier version gets its
         // user index here, filled from the users its sessions hold.
         let had_users: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)",
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master \
+               WHERE type = 'table' AND name = ? COLLATE NOCASE)",
         )
         .bind(format!("{t}_users"))
         .fetch_one(&mut *tx)

@@ -288,13 +288,14 @@ async fn upgrade_from_a_schema_without_the_user_index() {
     let admin = admin().await;
     let created = Created::default();
     let url = fresh_database(&admin, &created).await;
-    let store = MySqlStore::connect_with(&url, options())
+    let options = options().table(TableName::new("Old_Sessions").expect("valid"));
+    let store = MySqlStore::connect_with(&url, options)
         .await
         .expect("connect");
     support::upgrade_indexes_existing_users(
         &store,
         || async {
-            sqlx::query("DROP TABLE sessio_sessions_users")
+            sqlx::query("DROP TABLE Old_Sessions_users")
                 .execute(store.pool())
                 .await
                 .expect("drop index");

@@ -384,11 +384,12 @@ async fn upgrade_from_a_schema_without_the_user_index() {
     let admin = admin().await;
     let created = Created::default();
     let schema = fresh_schema(&admin, &created).await;
-    let store = store_in(&schema, &SqlStoreOptions::new()).await;
+    let options = SqlStoreOptions::new().table(TableName::new("Old_Sessions").expect("valid"));
+    let store = store_in(&schema, &options).await;
     support::upgrade_indexes_existing_users(
         &store,
         || async {
-            sqlx::query("DROP TABLE sessio_sessions_users")
+            sqlx::query("DROP TABLE Old_Sessions_users")
                 .execute(store.pool())
                 .await
                 .expect("drop index");
