@@ -136,6 +136,7 @@ pub(crate) enum Dialect {
 /// Every statement a store runs, built once from the table name.
 #[derive(Debug)]
 pub(crate) struct Sql {
+    pub(crate) dialect: Dialect,
     pub(crate) load: String,
     pub(crate) touch: String,
     pub(crate) delete_session: String,
@@ -149,23 +150,14 @@ pub(crate) struct Sql {
     pub(crate) destroy_rest: String,
     pub(crate) count: String,
     pub(crate) keys: String,
+    pub(crate) index_user: String,
+    pub(crate) backfill_page: String,
 }
 
 impl Sql {
     pub(crate) fn new(dialect: Dialect, table: &TableName) -> Self {
         let t = table.as_str();
-        // `$n` for PostgreSQL, `?` (positional, in order) for the others.
-        let p = |n: usize| -> String {
-            match dialect {
-                #[cfg(feature = "postgres")]
-                Dialect::Postgres => format!("${n}"),
-                #[allow(unreachable_patterns)]
-                _ => {
-                    let _ = n;
-                    "?".to_owned()
-                }
-            }
-        };
+        let p = |n: usize| placeholder(dialect, n);
         let live = |col: &str, n: usize| format!("({col} IS NULL OR {col} > {})", p(n));
         let upsert_tail = match dialect {
             #[cfg(feature = "mysql")]
@@ -173,6 +165,7 @@ impl Sql {
             #[allow(unreachable_patterns)]
             _ => "ON CONFLICT (session_id, name) DO UPDATE SET data = excluded.data",
         };
+        let index_tail = users_upsert_tail(dialect, table);
         let lock_value = match dialect {
             #[cfg(feature = "postgres")]
             Dialect::Postgres => " FOR UPDATE",
@@ -180,6 +173,7 @@ impl Sql {
             _ => "",
         };
         Self {
+            dialect,
             load: format!(
                 "SELECT s.expires_at, v.name, v.data FROM {t} s \
                  LEFT JOIN {t}_values v ON v.session_id = s.id \
@@ -230,8 +224,88 @@ impl Sql {
                 live("expires_at", 2),
                 p(3)
             ),
+            // Indexes only a session that is still there and live: one that ended
+            // since its commit has nothing left to log out.
+            index_user: format!(
+                "INSERT INTO {t}_users (session_id, user_hash) \
+                 SELECT id, {} FROM {t} WHERE id = {} AND {} {index_tail}",
+                p(1),
+                p(2),
+                live("expires_at", 3)
+            ),
+            backfill_page: format!(
+                "SELECT v.session_id, v.data FROM {t}_values v \
+                 JOIN {t} s ON s.id = v.session_id \
+                 WHERE v.name = {} AND v.session_id > {} AND {} \
+                 ORDER BY v.session_id LIMIT {}",
+                p(1),
+                p(2),
+                live("s.expires_at", 3),
+                p(4)
+            ),
         }
     }
+
+    /// A multi-row insert of `rows` index rows (for the backfill of a new index).
+    pub(crate) fn insert_users(dialect: Dialect, table: &TableName, rows: usize) -> String {
+        let t = table.as_str();
+        let tail = users_upsert_tail(dialect, table);
+        let marks: Vec<String> = (0..rows)
+            .map(|i| {
+                format!(
+                    "({}, {})",
+                    placeholder(dialect, 2 * i + 1),
+                    placeholder(dialect, 2 * i + 2)
+                )
+            })
+            .collect();
+        format!(
+            "INSERT INTO {t}_users (session_id, user_hash) VALUES {} {tail}",
+            marks.join(", ")
+        )
+    }
+}
+
+/// Parameter `n` (from 1): `$n` for PostgreSQL, `?` (positional, in order) for the
+/// others.
+fn placeholder(dialect: Dialect, n: usize) -> String {
+    match dialect {
+        #[cfg(feature = "postgres")]
+        Dialect::Postgres => format!("${n}"),
+        #[allow(unreachable_patterns)]
+        _ => {
+            let _ = n;
+            "?".to_owned()
+        }
+    }
+}
+
+/// A session has one user: indexing it under another moves its index row. Indexing
+/// it again under the same user (every refresh does) writes nothing: MySQL skips an
+/// update to the same value by itself, the others are told to.
+fn users_upsert_tail(dialect: Dialect, table: &TableName) -> String {
+    match dialect {
+        #[cfg(feature = "mysql")]
+        Dialect::MySql => "ON DUPLICATE KEY UPDATE user_hash = VALUES(user_hash)".to_owned(),
+        #[allow(unreachable_patterns)]
+        _ => format!(
+            "ON CONFLICT (session_id) DO UPDATE SET user_hash = excluded.user_hash \
+             WHERE {t}_users.user_hash <> excluded.user_hash",
+            t = table.as_str()
+        ),
+    }
+}
+
+/// The value under which the core keeps a session's user (`Session::set_user`), as
+/// raw UTF-8: the backfill of a new user index reads it.
+pub(crate) const USER_VALUE: &str = "__sessio:user";
+
+/// How a user id is kept in the index: its SHA-256. Fixed-size, so any user id fits
+/// every database's index key limit (MySQL's 3072 bytes, PostgreSQL's ~2700), and
+/// the index holds no user ids in clear.
+pub(crate) fn user_hash(user: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(user).to_vec()
 }
 
 #[cfg(test)]

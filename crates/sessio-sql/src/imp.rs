@@ -31,7 +31,8 @@ macro_rules! sql_store {
                 &self.inner.pool
             }
 
-            /// The sessions table (values live in `<table>_values`).
+            /// The sessions table (values live in `<table>_values`, the user index in
+            /// `<table>_users`).
             pub fn table(&self) -> &$crate::TableName {
                 &self.inner.table
             }
@@ -280,6 +281,107 @@ macro_rules! sql_store {
                 Ok(live)
             }
 
+            async fn index_user_inner(
+                &self,
+                user: &str,
+                key: &sessio::store::StoreKey,
+            ) -> Result<(), sessio::store::StoreError> {
+                let done = sqlx::query(&self.inner.sql.index_user)
+                    .bind($crate::common::user_hash(user.as_bytes()))
+                    .bind(Self::param(key.as_str()))
+                    .bind($crate::common::now_millis())
+                    .execute(&self.inner.pool)
+                    .await;
+                match done {
+                    Ok(_) => Ok(()),
+                    // The session was deleted between the `SELECT` and the foreign
+                    // key check: it has nothing left to log out.
+                    Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => Ok(()),
+                    Err(e) => Err($crate::common::sql_error(
+                        $name,
+                        sessio::store::StoreOp::IndexUser,
+                        e,
+                    )),
+                }
+            }
+
+            async fn destroy_user_inner(
+                &self,
+                user: &str,
+            ) -> Result<Vec<sessio::store::StoreKey>, sessio::store::StoreError> {
+                let hash = $crate::common::user_hash(user.as_bytes());
+                let now = $crate::common::now_millis();
+                // Deleting the session rows fires the PostgreSQL change trigger for
+                // each (as `destroy` does) and cascades to their values and index rows.
+                let deleted = self.delete_user_sessions(&hash).await?;
+                Ok(deleted
+                    .into_iter()
+                    .filter(|(_, expires_at)| expires_at.is_none_or(|ms| ms > now))
+                    .map(|(key, _)| key)
+                    .collect())
+            }
+
+            /// Fills a user index created just now from the users that sessions
+            /// already hold (written by an earlier version, which kept no index), so
+            /// that "log out everywhere" reaches them too. Returns how many it indexed.
+            async fn backfill_users(
+                &self,
+                conn: &mut <$Db as sqlx::Database>::Connection,
+            ) -> Result<u64, sessio::store::StoreError> {
+                use sessio::store::StoreOp::Connect;
+                const PAGE: usize = 500;
+                let err = |e| $crate::common::sql_error($name, Connect, e);
+                let insert_all = $crate::common::Sql::insert_users(
+                    self.inner.sql.dialect,
+                    &self.inner.table,
+                    PAGE,
+                );
+                let mut after = String::new();
+                let mut total = 0u64;
+                loop {
+                    let rows = sqlx::query(&self.inner.sql.backfill_page)
+                        .bind(Self::param($crate::common::USER_VALUE))
+                        .bind(Self::param(&after))
+                        .bind($crate::common::now_millis())
+                        .bind(i64::try_from(PAGE).unwrap_or(i64::MAX))
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(err)?;
+                    let mut page = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        use sqlx::Row as _;
+                        let Some(id) = Self::text(row, 0, "session_id", Connect)? else {
+                            continue;
+                        };
+                        let user: Vec<u8> = row.try_get(1).map_err(err)?;
+                        page.push((id, $crate::common::user_hash(&user)));
+                    }
+                    if let Some((last, _)) = page.last() {
+                        after = last.clone();
+                        let partial;
+                        let sql = if page.len() == PAGE {
+                            &insert_all
+                        } else {
+                            partial = $crate::common::Sql::insert_users(
+                                self.inner.sql.dialect,
+                                &self.inner.table,
+                                page.len(),
+                            );
+                            &partial
+                        };
+                        let mut insert = sqlx::query(sql);
+                        for (id, hash) in &page {
+                            insert = insert.bind(Self::param(id)).bind(&hash[..]);
+                        }
+                        insert.execute(&mut *conn).await.map_err(err)?;
+                        total += page.len() as u64;
+                    }
+                    if rows.len() < PAGE {
+                        return Ok(total);
+                    }
+                }
+            }
+
             async fn keys_inner(
                 &self,
                 cursor: Option<&str>,
@@ -404,6 +506,35 @@ macro_rules! sql_store {
                 // The first registration wins, as in the memory store.
                 let _ = self.inner.listener.set(listener);
                 true
+            }
+
+            fn index_user<'a>(
+                &'a self,
+                user: &'a str,
+                key: &'a sessio::store::StoreKey,
+                _expires_at: Option<std::time::SystemTime>,
+            ) -> sessio::store::StoreFuture<'a, ()> {
+                // The index row lives exactly as long as its session row (foreign
+                // key, ON DELETE CASCADE), so the deadline needs no copy here. An
+                // upsert of the same row: safe to retry.
+                self.bounded(sessio::store::StoreOp::IndexUser, $crate::common::with_retry(
+                    $name,
+                    self.retry_budget(),
+                    move || self.index_user_inner(user, key),
+                ))
+            }
+
+            fn destroy_user<'a>(
+                &'a self,
+                user: &'a str,
+            ) -> sessio::store::StoreFuture<'a, Vec<sessio::store::StoreKey>> {
+                // Retried on a dropped connection like `destroy`: sessions deleted
+                // before the connection died are not reported again.
+                self.bounded(sessio::store::StoreOp::DestroyUser, $crate::common::with_retry(
+                    $name,
+                    self.retry_budget(),
+                    move || self.destroy_user_inner(user),
+                ))
             }
 
             fn purge_expired(&self) -> sessio::store::StoreFuture<'_, Option<u64>> {

@@ -14,13 +14,47 @@
 //!
 //! # Schema: a row per session key
 //!
-//! Each store keeps two tables: `<table>` with one row per session (`id`,
-//! `expires_at` in milliseconds since the epoch, indexed) and `<table>_values` with
-//! one row per session key (`session_id`, `name`, `data` as raw bytes), deleted with
-//! their session by a foreign key `ON DELETE CASCADE`. A patch touches only the rows
-//! of the keys it names, so two requests writing different keys of one session both
-//! keep their writes; a load is one `LEFT JOIN` query. `migrate()` creates the
-//! tables (`connect` runs it) and is safe to run from several processes at once.
+//! Each store keeps three tables: `<table>` with one row per session (`id`,
+//! `expires_at` in milliseconds since the epoch, indexed), `<table>_values` with one
+//! row per session key (`session_id`, `name`, `data` as raw bytes), and
+//! `<table>_users`, the user index (below). The last two are deleted with their
+//! session by foreign keys `ON DELETE CASCADE`. A patch touches only the rows of the
+//! keys it names, so two requests writing different keys of one session both keep
+//! their writes; a load is one `LEFT JOIN` query. `migrate()` creates the tables
+//! (`connect` runs it) and is safe to run from several processes at once.
+//!
+//! # Log out everywhere: the user index
+//!
+//! A third table, `<table>_users`, maps each session to its user for
+//! [`Sessions::destroy_user`](sessio::Sessions::destroy_user): one row per session
+//! (`session_id` primary key, `user_hash` indexed), deleted with its session by a
+//! foreign key `ON DELETE CASCADE`. So the index never outlives what it points to:
+//! `destroy`, `destroy_all`, `regenerate`, the sweeper and `purge_expired` all clean
+//! it by deleting sessions, with no extra statement. A session has one user:
+//! indexing it under another user moves its row.
+//!
+//! - `user_hash` is the SHA-256 of the user id (32 bytes), not the id: any user id,
+//!   however long, fits every database's index key limit (MySQL's 3072 bytes,
+//!   PostgreSQL's ~2700), and the table holds no user ids in clear. To look one up by
+//!   hand: `sha256(convert_to('alice', 'UTF8'))` (PostgreSQL 11+),
+//!   `UNHEX(SHA2('alice', 256))` (MySQL/MariaDB).
+//! - `index_user` is one idempotent upsert that indexes the session only while it
+//!   is live (a session that ended meanwhile is not indexed).
+//! - `destroy_user` deletes the user's sessions in one statement (PostgreSQL and
+//!   SQLite, `DELETE … RETURNING`) or one transaction (MySQL, `SELECT … FOR UPDATE`
+//!   then `DELETE`) and reports those that were live. On PostgreSQL each deleted
+//!   session fires the [`track_changes`](PostgresStore::track_changes) trigger, as
+//!   `destroy` does.
+//! - **Upgrading**: a schema created by an earlier version has no `<table>_users`.
+//!   `migrate()` (run by `connect`) creates it, and in the same run indexes every
+//!   live session that already holds a user (`Session::set_user`), so "log out
+//!   everywhere" also reaches sessions that predate the upgrade. This runs once, in
+//!   pages of 500, holding the migration lock (100 000 sessions took about 5 s in a
+//!   test). On a store built with `from_pool`, call `migrate()` once after
+//!   upgrading: until then `index_user` fails (`Unavailable`, the table is missing).
+//!   On MySQL, whose DDL is not transactional, an upgrade interrupted between
+//!   creating the table and filling it leaves older sessions unindexed until their
+//!   next refresh.
 //!
 //! # Atomicity and concurrency
 //!

@@ -20,8 +20,9 @@ const NAME: &str = "mysql";
 ///
 /// Schema (created by [`migrate`](Self::migrate)): `<table>(id VARBINARY(255) PRIMARY
 /// KEY, expires_at BIGINT, INDEX (expires_at))` and `<table>_values(session_id,
-/// name VARBINARY(2048), data LONGBLOB)`, one row per session key, deleted with its
-/// session (`ON DELETE CASCADE`). Binary columns compare bytes exactly (the default
+/// name VARBINARY(2048), data LONGBLOB)`, one row per session key, and the user index
+/// `<table>_users(session_id VARBINARY(255) PRIMARY KEY, user_hash BINARY(32),
+/// INDEX (user_hash))`, both deleted with their session (`ON DELETE CASCADE`). Binary columns compare bytes exactly (the default
 /// text collations would treat `"A"` and `"a"` as one key). Keys longer than 2048
 /// bytes are refused by the server (strict mode) with an `Unavailable` error.
 ///
@@ -141,6 +142,9 @@ impl MySqlStore {
                 break;
             }
         }
+        if result.is_ok() {
+            result = self.migrate_users(&mut conn).await;
+        }
         let released = sqlx::query(&format!("DO RELEASE_LOCK({lock_name})"))
             .bind(t)
             .execute(&mut *conn)
@@ -151,6 +155,44 @@ impl MySqlStore {
             conn.detach();
         }
         result
+    }
+
+    /// Added after the first release: a database made by an earlier version gets its
+    /// user index here, filled from the users its sessions hold. MySQL cannot run DDL
+    /// in a transaction: if this is interrupted after the `CREATE`, the next run
+    /// finds the table and does not fill it again (sessions of that moment are then
+    /// indexed on their next refresh).
+    async fn migrate_users(&self, conn: &mut sqlx::MySqlConnection) -> Result<(), StoreError> {
+        let err = |e| sql_error(NAME, StoreOp::Connect, e);
+        let t = self.inner.table.as_str();
+        let had_users: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = DATABASE() AND LOWER(table_name) = LOWER(?)",
+        )
+        .bind(format!("{t}_users"))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(err)?;
+        if had_users > 0 {
+            return Ok(());
+        }
+        // A fixed-size hash, not the user id: any id fits InnoDB's key limit.
+        sqlx::query(&format!(
+            "CREATE TABLE IF NOT EXISTS {t}_users (\
+               session_id VARBINARY(255) NOT NULL PRIMARY KEY, \
+               user_hash BINARY(32) NOT NULL, \
+               INDEX {t}_users_hash (user_hash), \
+               CONSTRAINT {t}_users_session FOREIGN KEY (session_id) \
+                 REFERENCES {t} (id) ON DELETE CASCADE) ENGINE=InnoDB"
+        ))
+        .execute(&mut *conn)
+        .await
+        .map_err(err)?;
+        let n = self.backfill_users(conn).await?;
+        if n > 0 {
+            tracing::info!(store = NAME, indexed = n, "created the user index");
+        }
+        Ok(())
     }
 
     async fn begin(pool: &MySqlPool) -> Result<Transaction<'static, MySql>, sqlx::Error> {
@@ -173,6 +215,45 @@ impl MySqlStore {
                 .map_err(|source| StoreError::corrupt(NAME, op, NotUtf8 { column, source }))
         })
         .transpose()
+    }
+
+    /// Deletes the sessions indexed under `user_hash` (values and index rows
+    /// cascade); returns each with its deadline. MySQL has no `DELETE … RETURNING`:
+    /// one transaction locks the rows it reads, then deletes exactly those.
+    async fn delete_user_sessions(
+        &self,
+        user_hash: &[u8],
+    ) -> Result<Vec<(StoreKey, Option<i64>)>, StoreError> {
+        let err = |e| sql_error(NAME, StoreOp::DestroyUser, e);
+        let t = self.inner.table.as_str();
+        let mut tx = self.begin_retrying(StoreOp::DestroyUser).await?;
+        let rows: Vec<(Vec<u8>, Option<i64>)> = sqlx::query_as(&format!(
+            "SELECT s.id, s.expires_at FROM {t} s \
+             JOIN {t}_users u ON u.session_id = s.id \
+             WHERE u.user_hash = ? FOR UPDATE"
+        ))
+        .bind(user_hash)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        // A user has a handful of sessions; chunks bound the statement anyway.
+        for chunk in rows.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let delete = format!("DELETE FROM {t} WHERE id IN ({marks})");
+            let mut query = sqlx::query(&delete);
+            for (id, _) in chunk {
+                query = query.bind(&id[..]);
+            }
+            query.execute(&mut *tx).await.map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        // Keys are written as UTF-8; a row that is not cannot be named (as in the
+        // sweeper).
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, expires_at)| Some((String::from_utf8(id).ok()?, expires_at)))
+            .map(|(id, expires_at)| (StoreKey::from_stored(id), expires_at))
+            .collect())
     }
 
     async fn purge_batch(&self, now: i64, batch: u32) -> Result<Vec<StoreKey>, sqlx::Error> {

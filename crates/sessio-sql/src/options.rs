@@ -7,8 +7,9 @@ use std::{fmt, time::Duration};
 ///
 /// Table names are spliced into SQL (they cannot be bound as parameters), so only
 /// plain identifiers are accepted; that rules out SQL injection through the name.
-/// The store also creates `<name>_values` and an index `<name>_expires_at`, which is
-/// why the limit is 48 characters (PostgreSQL allows 63 per identifier).
+/// The store also creates `<name>_values`, `<name>_users` and indexes or constraints
+/// such as `<name>_expires_at`, `<name>_users_session`, which is why the limit is 48
+/// characters (PostgreSQL allows 63 per identifier, MySQL 64).
 ///
 /// ```
 /// use sessio_sql::TableName;
@@ -123,7 +124,8 @@ impl SqlStoreOptions {
         Self::default()
     }
 
-    /// The sessions table (default `sessio_sessions`); values go to `<table>_values`.
+    /// The sessions table (default `sessio_sessions`); values go to `<table>_values`,
+    /// the user index to `<table>_users`.
     #[must_use]
     pub fn table(mut self, table: TableName) -> Self {
         self.table = table;

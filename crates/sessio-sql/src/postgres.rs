@@ -20,8 +20,9 @@ const NAME: &str = "postgres";
 ///
 /// Schema (created by [`migrate`](Self::migrate)): `<table>(id TEXT PRIMARY KEY,
 /// expires_at BIGINT)` with an index on `expires_at`, and `<table>_values(session_id,
-/// name, data BYTEA)`, one row per session key, deleted with its session
-/// (`ON DELETE CASCADE`).
+/// name, data BYTEA)`, one row per session key, and the user index
+/// `<table>_users(session_id TEXT PRIMARY KEY, user_hash BYTEA)` with an index on
+/// `user_hash`, both deleted with their session (`ON DELETE CASCADE`).
 ///
 /// - **Atomicity**: a commit is one transaction. Its first statement updates the
 ///   session row, which row-locks it until commit, so commits on one session run one
@@ -130,6 +131,33 @@ impl PostgresStore {
         ] {
             sqlx::query(&ddl).execute(&mut *tx).await.map_err(err)?;
         }
+        // Added after the first release: a table made by an earlier version gets its
+        // user index here, filled from the users its sessions hold.
+        let had_users: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_tables \
+               WHERE schemaname = current_schema() AND tablename = lower($1))",
+        )
+        .bind(format!("{t}_users"))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
+        if !had_users {
+            for ddl in [
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {t}_users (\
+                       session_id TEXT COLLATE \"C\" PRIMARY KEY \
+                         REFERENCES {t} (id) ON DELETE CASCADE, \
+                       user_hash BYTEA NOT NULL)"
+                ),
+                format!("CREATE INDEX IF NOT EXISTS {t}_users_hash ON {t}_users (user_hash)"),
+            ] {
+                sqlx::query(&ddl).execute(&mut *tx).await.map_err(err)?;
+            }
+            let n = self.backfill_users(&mut tx).await?;
+            if n > 0 {
+                tracing::info!(store = NAME, indexed = n, "created the user index");
+            }
+        }
         tx.commit().await.map_err(err)
     }
 
@@ -148,6 +176,28 @@ impl PostgresStore {
         op: StoreOp,
     ) -> Result<Option<String>, StoreError> {
         row.try_get(index).map_err(|e| sql_error(NAME, op, e))
+    }
+
+    /// Deletes the sessions indexed under `user_hash` (values and index rows
+    /// cascade) in one statement; returns each with its deadline.
+    async fn delete_user_sessions(
+        &self,
+        user_hash: &[u8],
+    ) -> Result<Vec<(StoreKey, Option<i64>)>, StoreError> {
+        let t = self.inner.table.as_str();
+        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(&format!(
+            "DELETE FROM {t} WHERE id IN (\
+               SELECT session_id FROM {t}_users WHERE user_hash = $1) \
+             RETURNING id, expires_at"
+        ))
+        .bind(user_hash)
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(|e| sql_error(NAME, StoreOp::DestroyUser, e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, expires_at)| (StoreKey::from_stored(id), expires_at))
+            .collect())
     }
 
     async fn purge_batch(&self, now: i64, batch: u32) -> Result<Vec<StoreKey>, sqlx::Error> {

@@ -36,7 +36,9 @@ fn is_busy(e: &StoreError) -> bool {
 ///
 /// Schema (created by [`migrate`](Self::migrate)): `<table>(id TEXT PRIMARY KEY,
 /// expires_at INTEGER)` with an index on `expires_at`, and `<table>_values(session_id,
-/// name, data BLOB)`, one row per session key, deleted with its session.
+/// name, data BLOB)`, one row per session key, and the user index
+/// `<table>_users(session_id TEXT PRIMARY KEY, user_hash BLOB)` with an index on
+/// `user_hash`, both deleted with their session (foreign keys `ON DELETE CASCADE`).
 ///
 /// - **Atomicity**: a commit is one `BEGIN IMMEDIATE` transaction. SQLite has one
 ///   writer at a time per file, so commits (to any session) run one after another;
@@ -172,6 +174,33 @@ impl SqliteStore {
         ] {
             sqlx::query(&ddl).execute(&mut *tx).await.map_err(err)?;
         }
+        // Added after the first release: a file made by an earlier version gets its
+        // user index here, filled from the users its sessions hold.
+        let had_users: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master \
+               WHERE type = 'table' AND name = ? COLLATE NOCASE)",
+        )
+        .bind(format!("{t}_users"))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
+        if !had_users {
+            for ddl in [
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {t}_users (\
+                       session_id TEXT NOT NULL PRIMARY KEY \
+                         REFERENCES {t} (id) ON DELETE CASCADE, \
+                       user_hash BLOB NOT NULL) WITHOUT ROWID"
+                ),
+                format!("CREATE INDEX IF NOT EXISTS {t}_users_hash ON {t}_users (user_hash)"),
+            ] {
+                sqlx::query(&ddl).execute(&mut *tx).await.map_err(err)?;
+            }
+            let n = self.backfill_users(&mut tx).await?;
+            if n > 0 {
+                tracing::info!(store = NAME, indexed = n, "created the user index");
+            }
+        }
         tx.commit().await.map_err(err)
     }
 
@@ -192,6 +221,28 @@ impl SqliteStore {
         op: StoreOp,
     ) -> Result<Option<String>, StoreError> {
         row.try_get(index).map_err(|e| sql_error(NAME, op, e))
+    }
+
+    /// Deletes the sessions indexed under `user_hash` (values and index rows
+    /// cascade) in one statement; returns each with its deadline.
+    async fn delete_user_sessions(
+        &self,
+        user_hash: &[u8],
+    ) -> Result<Vec<(StoreKey, Option<i64>)>, StoreError> {
+        let t = self.inner.table.as_str();
+        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(&format!(
+            "DELETE FROM {t} WHERE id IN (\
+               SELECT session_id FROM {t}_users WHERE user_hash = ?) \
+             RETURNING id, expires_at"
+        ))
+        .bind(user_hash)
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(|e| sql_error(NAME, StoreOp::DestroyUser, e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, expires_at)| (StoreKey::from_stored(id), expires_at))
+            .collect())
     }
 
     async fn purge_batch(&self, now: i64, batch: u32) -> Result<Vec<StoreKey>, sqlx::Error> {

@@ -152,6 +152,22 @@ async fn cut_and_restore_under_load<S: Store + 'static>(store: Arc<S>, proxy: &P
             "count + destroy took {:?}",
             started.elapsed()
         );
+        let started = Instant::now();
+        let err = store
+            .index_user("kataras", &key, None)
+            .await
+            .expect_err("index_user while cut");
+        assert_eq!(err.kind(), &StoreErrorKind::Unavailable, "{err}");
+        let err = store
+            .destroy_user("kataras")
+            .await
+            .expect_err("destroy_user while cut");
+        assert_eq!(err.kind(), &StoreErrorKind::Unavailable, "{err}");
+        assert!(
+            started.elapsed() <= 2 * (CALL_TIMEOUT + SLACK),
+            "index_user + destroy_user took {:?}",
+            started.elapsed()
+        );
     }
 
     // The link is back: the same store recovers by itself.
@@ -206,6 +222,18 @@ async fn cut_and_restore_under_load<S: Store + 'static>(store: Arc<S>, proxy: &P
         Committed::Applied {
             counters: vec![final_n + 1]
         }
+    );
+    // Log out everywhere works again too.
+    store
+        .index_user("kataras", &key, None)
+        .await
+        .expect("index_user after recovery");
+    assert_eq!(
+        store
+            .destroy_user("kataras")
+            .await
+            .expect("destroy_user after recovery"),
+        vec![key.clone()]
     );
     eprintln!(
         "{}: {} commits acknowledged, {} failed while cut (slowest failure {:?}, call timeout \

@@ -258,3 +258,52 @@ async fn killed_connections_give_unavailable_then_recover() {
     drop(store);
     drop_databases(&admin, &created).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_index_rows_go_with_their_sessions() {
+    let admin = admin().await;
+    let created = Created::default();
+    let url = fresh_database(&admin, &created).await;
+    let store = MySqlStore::connect_with(&url, options())
+        .await
+        .expect("connect");
+    let pool = store.pool().clone();
+    support::index_rows_follow_sessions(&store, || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar("SELECT COUNT(*) FROM sessio_sessions_users")
+                .fetch_one(&pool)
+                .await
+                .expect("count index rows")
+        }
+    })
+    .await;
+    store.pool().close().await;
+    drop(store);
+    drop_databases(&admin, &created).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upgrade_from_a_schema_without_the_user_index() {
+    let admin = admin().await;
+    let created = Created::default();
+    let url = fresh_database(&admin, &created).await;
+    let options = options().table(TableName::new("Old_Sessions").expect("valid"));
+    let store = MySqlStore::connect_with(&url, options)
+        .await
+        .expect("connect");
+    support::upgrade_indexes_existing_users(
+        &store,
+        || async {
+            sqlx::query("DROP TABLE Old_Sessions_users")
+                .execute(store.pool())
+                .await
+                .expect("drop index");
+        },
+        || async { store.migrate().await.expect("migrate") },
+    )
+    .await;
+    store.pool().close().await;
+    drop(store);
+    drop_databases(&admin, &created).await;
+}

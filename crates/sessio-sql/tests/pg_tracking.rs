@@ -131,3 +131,34 @@ async fn a_write_on_one_server_reaches_the_other_cache_within_the_window() {
     assert!(a.stats().invalidations >= 30);
     drop_database(&db).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_user_on_one_server_reaches_the_other_cache() {
+    let (db, url) = fresh_database().await;
+    let (a, _la) = server(&url).await;
+    let (b, _lb) = server(&url).await;
+    let later = Some(SystemTime::now() + Duration::from_secs(60));
+    let keys: Vec<StoreKey> = (0..3)
+        .map(|_| StoreKey::from_stored(unique("key")))
+        .collect();
+    for key in &keys {
+        b.commit(key, &patch(true, "x")).await.unwrap();
+        b.index_user("alice", key, later).await.unwrap();
+        assert!(read(&a, key).await.is_some()); // cached on A
+    }
+    let hits = a.stats().hits;
+    assert!(read(&a, &keys[0]).await.is_some());
+    assert!(a.stats().hits > hits, "A serves them from its cache");
+    assert_eq!(b.destroy_user("alice").await.unwrap().len(), 3);
+    let acked = Instant::now();
+    for key in &keys {
+        while read(&a, key).await.is_some() {
+            assert!(
+                acked.elapsed() < Duration::from_secs(2),
+                "A still serves a session logged out everywhere"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    drop_database(&db).await;
+}

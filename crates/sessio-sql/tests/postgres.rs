@@ -357,3 +357,46 @@ async fn undecodable_rows_are_corrupt_errors() {
     drop((store, fresh));
     drop_schemas(&admin, &created).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_index_rows_go_with_their_sessions() {
+    let admin = admin().await;
+    let created = Created::default();
+    let schema = fresh_schema(&admin, &created).await;
+    let store = store_in(&schema, &SqlStoreOptions::new()).await;
+    let pool = store.pool().clone();
+    support::index_rows_follow_sessions(&store, || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar("SELECT COUNT(*) FROM sessio_sessions_users")
+                .fetch_one(&pool)
+                .await
+                .expect("count index rows")
+        }
+    })
+    .await;
+    drop(store);
+    drop_schemas(&admin, &created).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upgrade_from_a_schema_without_the_user_index() {
+    let admin = admin().await;
+    let created = Created::default();
+    let schema = fresh_schema(&admin, &created).await;
+    let options = SqlStoreOptions::new().table(TableName::new("Old_Sessions").expect("valid"));
+    let store = store_in(&schema, &options).await;
+    support::upgrade_indexes_existing_users(
+        &store,
+        || async {
+            sqlx::query("DROP TABLE Old_Sessions_users")
+                .execute(store.pool())
+                .await
+                .expect("drop index");
+        },
+        || async { store.migrate().await.expect("migrate") },
+    )
+    .await;
+    drop(store);
+    drop_schemas(&admin, &created).await;
+}

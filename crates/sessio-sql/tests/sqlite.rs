@@ -14,7 +14,7 @@ use std::{
 
 use bytes::Bytes;
 use sessio::store::{conformance, Change, Patch, Store, StoreErrorKind, StoreKey};
-use sessio_sql::{sqlx, SqlStoreOptions, SqliteStore};
+use sessio_sql::{sqlx, SqlStoreOptions, SqliteStore, TableName};
 use support::unique;
 
 fn key() -> StoreKey {
@@ -121,4 +121,56 @@ async fn two_stores_on_one_file_and_bad_rows() {
         .expect("corrupt");
     let err = a.load(&k).await.expect_err("must not decode");
     assert_eq!(err.kind(), &StoreErrorKind::Corrupt, "{err}");
+}
+
+async fn open_unswept(path: &std::path::Path, table: &str) -> SqliteStore {
+    let url = format!("sqlite:{}", path.display());
+    let options = SqlStoreOptions::new()
+        .sweep_interval(None)
+        .table(TableName::new(table).expect("valid"));
+    SqliteStore::connect_with(&url, options)
+        .await
+        .expect("open")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_index_rows_go_with_their_sessions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_unswept(&dir.path().join("s.db"), "sessio_sessions").await;
+    let pool = store.pool().clone();
+    support::index_rows_follow_sessions(&store, || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar("SELECT COUNT(*) FROM sessio_sessions_users")
+                .fetch_one(&pool)
+                .await
+                .expect("count index rows")
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upgrade_from_a_schema_without_the_user_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.db");
+    let store = open_unswept(&path, "Old_Sessions").await;
+    support::upgrade_indexes_existing_users(
+        &store,
+        || async {
+            sqlx::query("DROP TABLE Old_Sessions_users")
+                .execute(store.pool())
+                .await
+                .expect("drop index");
+        },
+        // Through a fresh open, as an upgraded process would.
+        || async {
+            open_unswept(&path, "Old_Sessions")
+                .await
+                .pool()
+                .close()
+                .await;
+        },
+    )
+    .await;
 }
