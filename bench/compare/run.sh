@@ -142,6 +142,7 @@ for round in $(seq "$ROUNDS"); do
     for route in $ROUTES; do
       runs_route "$v" "$route" || continue
       idx=$((idx + 1)); port=$((BASE_PORT + idx % 70))
+      (( port == REDIS_PORT )) && port=$((port + 70))  # never the private Redis's port
       [[ $v == *redis* ]] && "${R[@]}" flushall >/dev/null
       start_server "$v" "$port" || { printf '%s\t%s\t%s\tFAILED\n' "$round" "$v" "$route" >>"$RAW"; continue; }
       cookies=$TMP/cookies
