@@ -80,7 +80,7 @@ impl StoreKey {
     pub fn derive(id: &SessionId, keys: &KeysAtRest) -> Self {
         match keys {
             KeysAtRest::Plain => StoreKey::new(id.0.clone()),
-            KeysAtRest::Hashed(hasher) => StoreKey::new(Arc::from(hasher.hash(id).as_str())),
+            KeysAtRest::Hashed(hasher) => StoreKey::new(hasher.hash(id)),
         }
     }
 
@@ -244,9 +244,15 @@ impl IdHasher {
         }
     }
 
-    fn hash(&self, id: &SessionId) -> String {
+    /// The hash in URL-safe base64, encoded on the stack: the key's `Arc<str>` is the
+    /// only allocation (this runs on every request with a session).
+    fn hash(&self, id: &SessionId) -> Arc<str> {
         let digest = blake3::keyed_hash(&self.key, id.as_str().as_bytes());
-        URL_SAFE_NO_PAD.encode(digest.as_bytes())
+        let mut buf = [0u8; 43];
+        let n = URL_SAFE_NO_PAD
+            .encode_slice(digest.as_bytes(), &mut buf)
+            .unwrap_or_default();
+        Arc::from(std::str::from_utf8(&buf[..n]).unwrap_or_default())
     }
 }
 
