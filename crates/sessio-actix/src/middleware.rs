@@ -3,7 +3,6 @@
 use std::{
     future::{ready, Future, Ready},
     pin::Pin,
-    rc::Rc,
 };
 
 use actix_web::{
@@ -75,7 +74,7 @@ where
 
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(SessionService {
-            inner: Rc::new(service),
+            inner: service,
             config: self.clone(),
         }))
     }
@@ -84,7 +83,7 @@ where
 /// The service made by [`SessionMiddleware`].
 #[derive(Debug)]
 pub struct SessionService<S> {
-    inner: Rc<S>,
+    inner: S,
     config: SessionMiddleware,
 }
 
@@ -146,9 +145,9 @@ where
             .lazy(&session_headers(&req), is_tls(&req));
         insert(&mut req.extensions_mut(), lazy.clone());
         let error_status = self.config.error_status;
-        let inner = Rc::clone(&self.inner);
+        let response = self.inner.call(req);
         Box::pin(async move {
-            let mut res = inner.call(req).await?;
+            let mut res = response.await?;
             if lazy.get().is_none() {
                 return Ok(res.map_into_left_body());
             }

@@ -38,11 +38,11 @@ where
         let lazy = self.layer.sessions.lazy(req.headers(), tls);
         lazy.clone().insert_into(req.extensions_mut());
         let error_status = self.layer.error_status;
-        // The clone that was driven to readiness handles this request (tower's rule).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Called here, on the service that `poll_ready` readied: no clone of it is
+        // needed (cloning a boxed axum route allocates).
+        let response = self.inner.call(req);
         Box::pin(async move {
-            let mut response = inner.call(req).await?;
+            let mut response = response.await?;
             if lazy.get().is_none() {
                 return Ok(response);
             }

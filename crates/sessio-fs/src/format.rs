@@ -22,7 +22,7 @@
 //! use sessio::store::{Record, Values};
 //! use sessio_fs::format;
 //!
-//! let mut values = Values::new();
+//! let mut values = Values::default();
 //! values.insert("user".into(), "\"iris\"".into());
 //! let deadline = Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123));
 //! let bytes = format::encode(&values, deadline);
@@ -207,7 +207,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, FormatError> {
             left,
         });
     }
-    let mut values = Values::with_capacity(n);
+    let mut values = Values::with_capacity_and_hasher(n, Default::default());
     for _ in 0..n {
         let key_len = r.u32("key length")?;
         let offset = r.pos;
@@ -235,7 +235,7 @@ mod tests {
 
     #[test]
     fn round_trips_without_deadline_and_empty() {
-        let values = Values::new();
+        let values = Values::default();
         let back = decode(&encode(&values, None)).unwrap();
         assert_eq!(back.expires_at, None);
         assert!(back.values.is_empty());
@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn every_truncation_is_an_error() {
-        let mut values = Values::new();
+        let mut values = Values::default();
         values.insert("a".into(), Bytes::from_static(b"hello"));
         values.insert("ключ".into(), Bytes::from_static(&[0, 255, 7]));
         let bytes = encode(&values, Some(SystemTime::now()));
@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn huge_counts_do_not_allocate() {
-        let mut bytes = encode(&Values::new(), None);
+        let mut bytes = encode(&Values::default(), None);
         let n = bytes.len();
         bytes[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(

@@ -374,7 +374,7 @@ impl Inner {
             .filter(|r| !is_expired(r.expires_at, now));
         let mut values = match live {
             Some(record) => Arc::unwrap_or_clone(record.values),
-            None if patch.create => Values::new(),
+            None if patch.create => Values::default(),
             None => return Ok(Committed::Missing),
         };
         // Works on an owned copy: an increment that fails leaves the file untouched.

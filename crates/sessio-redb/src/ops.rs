@@ -91,7 +91,7 @@ impl Shared {
         let old_deadline = old.as_ref().and_then(|r| r.expires_at);
         let mut values = match old.filter(|r| !is_expired(r.expires_at, now)) {
             Some(live) => Arc::unwrap_or_clone(live.values),
-            None if patch.create => Values::new(),
+            None if patch.create => Values::default(),
             None => return Ok(Ok(Committed::Missing)),
         };
         // Applied to an owned copy before anything is written: a failed increment

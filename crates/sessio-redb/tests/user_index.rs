@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    collections::HashMap,
     path::Path,
     time::{Duration, SystemTime},
 };
@@ -203,7 +202,9 @@ async fn a_database_without_the_user_index_opens_and_gains_it() {
         {
             let mut sessions = txn.open_table(SESSIONS).unwrap();
             let mut expiry = txn.open_table(EXPIRY).unwrap();
-            let values = HashMap::from([("n".to_owned(), Bytes::from_static(b"7"))]);
+            let values: sessio::store::Values = [("n".to_owned(), Bytes::from_static(b"7"))]
+                .into_iter()
+                .collect();
             let record = sessio_fs::format::encode(&values, Some(deadline));
             sessions.insert("old-session", record.as_slice()).unwrap();
             let ms = sessio_fs::format::deadline_millis(deadline);

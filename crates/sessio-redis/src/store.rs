@@ -1,7 +1,6 @@
 //! [`RedisStore`] and its [`Store`] implementation.
 
 use std::{
-    collections::HashMap,
     fmt,
     future::Future,
     sync::Arc,
@@ -257,7 +256,7 @@ impl RedisStore {
             Ok(ms) => Some(now + Duration::from_millis(ms)),
             Err(_) => None, // -1: no expiry
         };
-        let mut values: Values = HashMap::with_capacity(items.len() / 2);
+        let mut values = Values::with_capacity_and_hasher(items.len() / 2, Default::default());
         while let (Some(field), Some(value)) = (items.next(), items.next()) {
             let field = into_bytes(field).ok_or_else(|| corrupt(StoreOp::Load, "bad field"))?;
             let value = into_bytes(value).ok_or_else(|| corrupt(StoreOp::Load, "bad value"))?;

@@ -133,8 +133,9 @@ async fn increments_match_apply_changes() {
                     Change::Increment("n".into(), by),
                 ],
             );
-            let mut expected_values: Values =
-                [("n".to_owned(), Bytes::copy_from_slice(value))].into();
+            let mut expected_values: Values = [("n".to_owned(), Bytes::copy_from_slice(value))]
+                .into_iter()
+                .collect();
             let expected = apply_changes(&mut expected_values, &inc, "redis");
             let got = store.commit(&key, &inc).await;
             let loaded = store.load(&key).await.expect("load").expect("exists");

@@ -150,7 +150,7 @@ macro_rules! sql_store {
                         sessio::store::StoreError::new($name, Load, sessio::store::StoreErrorKind::Corrupt)
                     })?),
                 };
-                let mut values = sessio::store::Values::with_capacity(rows.len());
+                let mut values = sessio::store::Values::with_capacity_and_hasher(rows.len(), Default::default());
                 for row in &rows {
                     let Some(name) = Self::text(row, 1, "name", Load)? else {
                         continue; // a session without values

@@ -315,7 +315,7 @@ mod tests {
     }
 
     fn sealed(size: usize) -> Sealed {
-        let mut values = std::collections::HashMap::new();
+        let mut values = crate::store::Values::default();
         // Incompressible-looking data: sealed size grows with it.
         let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
         values.insert("blob".to_owned(), bytes::Bytes::from(data));

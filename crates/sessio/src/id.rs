@@ -3,10 +3,11 @@
 use std::{
     cmp::Ordering,
     fmt,
-    hash::{BuildHasher, Hash, Hasher, RandomState},
+    hash::{BuildHasher, Hash, Hasher},
     sync::{Arc, OnceLock},
 };
 
+use arrayvec::ArrayString;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use zeroize::Zeroizing;
 
@@ -15,11 +16,62 @@ use crate::secure::Key;
 /// The longest id accepted from a cookie; longer values are treated as no cookie.
 pub const MAX_ID_LEN: usize = 256;
 
+/// The text of an id or a store key: inline up to [`Text::INLINE`] bytes (every id
+/// that [`RandomIds`] makes and every hashed store key), shared beyond. Ids and keys are
+/// made on every request with a session: inline, they cost no allocation.
+#[derive(Clone)]
+enum Text {
+    Inline(ArrayString<{ Text::INLINE }>),
+    Shared(Arc<str>),
+}
+
+impl Text {
+    const INLINE: usize = 48;
+
+    fn new(s: &str) -> Self {
+        ArrayString::from(s).map_or_else(|_| Text::Shared(Arc::from(s)), Text::Inline)
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Text::Inline(s) => s.as_str(),
+            Text::Shared(s) => s,
+        }
+    }
+}
+
+/// Which bytes an id may hold: `A-Z a-z 0-9 - _ . ~` (a table: ids are checked on every
+/// request that carries a cookie).
+static ID_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~');
+        b += 1;
+    }
+    table
+};
+
 /// A session id: the secret that the cookie carries.
 ///
 /// Its `Debug` output is redacted so that ids do not end up in logs.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(Arc<str>);
+#[derive(Clone)]
+pub struct SessionId(Text);
+
+impl PartialEq for SessionId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for SessionId {}
+
+impl Hash for SessionId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
 
 impl SessionId {
     /// Wraps an id given by a custom generator or taken from a cookie.
@@ -28,16 +80,14 @@ impl SessionId {
     /// [`MAX_ID_LEN`], or containing characters outside `A-Z a-z 0-9 - _ . ~`.
     /// Such values are treated exactly like a missing cookie.
     pub fn parse(s: &str) -> Option<Self> {
-        let ok = !s.is_empty()
-            && s.len() <= MAX_ID_LEN
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
-        ok.then(|| SessionId(Arc::from(s)))
+        let ok =
+            !s.is_empty() && s.len() <= MAX_ID_LEN && s.bytes().all(|b| ID_BYTES[usize::from(b)]);
+        ok.then(|| SessionId(Text::new(s)))
     }
 
     /// The id as it appears in the cookie.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
@@ -54,19 +104,21 @@ impl fmt::Debug for SessionId {
 /// holds no usable cookies ([`Sessions::store_key`](crate::Sessions::store_key) gives
 /// the key of an id). [`StoreKey::for_id`] is the plain key (the id itself).
 ///
-/// A key carries its own hash (SipHash with a per-process random key, computed once
+/// A key carries its own hash (foldhash with a per-process random seed, computed once
 /// when the key is made), and [`Hash`] feeds only that: in-process stores hash a key
-/// once per request instead of once per map operation (see [`KeyHasher`]).
+/// once per request instead of once per map operation (see [`KeyHasher`]). A fast
+/// rather than a flood-resistant hash is enough here: the maps it serves only ever
+/// hold keys of generated ids, which a client cannot choose.
 #[derive(Clone)]
 pub struct StoreKey {
-    key: Arc<str>,
+    key: Text,
     hash: u64,
 }
 
 impl StoreKey {
-    fn new(key: Arc<str>) -> Self {
-        static SEED: OnceLock<RandomState> = OnceLock::new();
-        let hash = SEED.get_or_init(RandomState::new).hash_one(&*key);
+    fn new(key: Text) -> Self {
+        static SEED: OnceLock<foldhash::fast::RandomState> = OnceLock::new();
+        let hash = SEED.get_or_init(Default::default).hash_one(key.as_str());
         StoreKey { key, hash }
     }
 
@@ -85,13 +137,13 @@ impl StoreKey {
     }
 
     /// Rebuilds a key that a store listed (for example when paging through keys).
-    pub fn from_stored(s: impl Into<Arc<str>>) -> Self {
-        StoreKey::new(s.into())
+    pub fn from_stored(s: impl AsRef<str>) -> Self {
+        StoreKey::new(Text::new(s.as_ref()))
     }
 
     /// The key as stores write it.
     pub fn as_str(&self) -> &str {
-        &self.key
+        self.key.as_str()
     }
 
     /// The key's precomputed hash (random per process: never persist it).
@@ -102,7 +154,7 @@ impl StoreKey {
 
 impl PartialEq for StoreKey {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.key == other.key
+        self.hash == other.hash && self.as_str() == other.as_str()
     }
 }
 
@@ -123,7 +175,7 @@ impl PartialOrd for StoreKey {
 impl Ord for StoreKey {
     /// By the key's text, so that listings page in a stable order.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.key.cmp(&other.key)
+        self.as_str().cmp(other.as_str())
     }
 }
 
@@ -244,15 +296,15 @@ impl IdHasher {
         }
     }
 
-    /// The hash in URL-safe base64, encoded on the stack: the key's `Arc<str>` is the
-    /// only allocation (this runs on every request with a session).
-    fn hash(&self, id: &SessionId) -> Arc<str> {
+    /// The hash in URL-safe base64 (43 characters), encoded on the stack and kept
+    /// inline: no allocation (this runs on every request with a session).
+    fn hash(&self, id: &SessionId) -> Text {
         let digest = blake3::keyed_hash(&self.key, id.as_str().as_bytes());
         let mut buf = [0u8; 43];
         let n = URL_SAFE_NO_PAD
             .encode_slice(digest.as_bytes(), &mut buf)
             .unwrap_or_default();
-        Arc::from(std::str::from_utf8(&buf[..n]).unwrap_or_default())
+        Text::new(std::str::from_utf8(&buf[..n]).unwrap_or_default())
     }
 }
 
@@ -291,7 +343,7 @@ impl IdGenerator for RandomIds {
             .encode_slice(raw, &mut buf)
             .unwrap_or_default();
         let s = std::str::from_utf8(&buf[..n]).unwrap_or_default();
-        SessionId(Arc::from(s))
+        SessionId(Text::new(s))
     }
 }
 
@@ -327,6 +379,31 @@ mod tests {
         assert_ne!(
             keyed,
             StoreKey::derive(&id, &KeysAtRest::hashed_with(&Key::generate()))
+        );
+    }
+
+    #[test]
+    fn ids_and_keys_compare_by_text_inline_or_shared() {
+        for len in [1, 22, Text::INLINE, Text::INLINE + 1, MAX_ID_LEN] {
+            let text = "a".repeat(len);
+            let id = SessionId::parse(&text).expect("a valid id");
+            assert_eq!(id.as_str(), text);
+            assert_eq!(id, SessionId::parse(&text).expect("a valid id"));
+            let plain = StoreKey::for_id(&id);
+            assert_eq!(plain.as_str(), text);
+            // A key rebuilt from its text (a store's listing) is the same key.
+            assert_eq!(plain, StoreKey::from_stored(&text));
+            assert_eq!(
+                plain.hash_value(),
+                StoreKey::from_stored(&text).hash_value()
+            );
+            let hashed = StoreKey::derive(&id, &KeysAtRest::default());
+            assert_eq!(hashed, StoreKey::from_stored(hashed.as_str()));
+            assert_ne!(hashed, plain);
+        }
+        assert_ne!(
+            SessionId::parse(&"a".repeat(Text::INLINE + 1)),
+            SessionId::parse(&"a".repeat(Text::INLINE))
         );
     }
 

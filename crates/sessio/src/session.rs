@@ -738,7 +738,7 @@ impl Session {
     fn restart_fresh(&self, patch: &Patch) -> (StoreKey, Patch) {
         let config = &self.inner.sessions.config;
         let id = config.ids.generate();
-        let mut values = Values::new();
+        let mut values = Values::default();
         let only_writes = Patch {
             changes: patch
                 .changes
@@ -814,7 +814,7 @@ impl State {
         stored: bool,
         record: Record,
     ) -> Self {
-        State {
+        let mut state = State {
             key,
             id,
             is_new,
@@ -832,8 +832,9 @@ impl State {
             has_immutables: false,
             timeout: None,
             user_changed: false,
-        }
-        .with_reserved_scanned()
+        };
+        state.scan_reserved();
+        state
     }
 
     /// The store key of the current id, derived on first use.
@@ -845,7 +846,7 @@ impl State {
 
     /// Reads what the reserved keys say about the session in one pass over the keys
     /// (no hashing: sessions are small).
-    fn with_reserved_scanned(mut self) -> Self {
+    fn scan_reserved(&mut self) {
         for (k, v) in self.values.iter() {
             if !is_reserved(k) {
                 continue;
@@ -858,7 +859,6 @@ impl State {
                     .map(Duration::from_secs);
             }
         }
-        self
     }
 
     fn is_immutable(&self, key: &str) -> bool {

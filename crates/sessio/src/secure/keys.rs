@@ -2,6 +2,7 @@
 
 use std::{fmt, path::Path, sync::Arc};
 
+use aes_gcm_siv::{Aes256GcmSiv, KeyInit};
 use base64::{
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
     Engine as _,
@@ -15,15 +16,17 @@ use crate::Error;
 /// The shortest master key accepted, in bytes.
 pub const MIN_KEY_LEN: usize = 32;
 
-/// One server secret. Separate subkeys for signing (HMAC-SHA256) and encryption
-/// (XChaCha20-Poly1305) are derived from it with HKDF-SHA256, so one master key never
-/// serves two algorithms.
+/// One server secret. Separate subkeys for signing (HMAC-SHA256), encrypted ids
+/// (XChaCha20-Poly1305) and sealed client-side sessions (AES-256-GCM-SIV) are derived
+/// from it with HKDF-SHA256, so one master key never serves two algorithms.
 ///
 /// Its `Debug` output is redacted and its bytes are zeroed on drop.
 #[derive(Clone)]
 pub struct Key {
     pub(crate) signing: Arc<Zeroizing<[u8; 32]>>,
     pub(crate) encryption: Arc<Zeroizing<[u8; 32]>>,
+    /// The sealing cipher with its key schedule expanded once (zeroed on drop).
+    pub(crate) sealing: Arc<Aes256GcmSiv>,
     /// For keyed hashes of session ids at rest (`SessionsBuilder::hash_ids_with`).
     pub(crate) at_rest: Arc<Zeroizing<[u8; 32]>>,
 }
@@ -55,9 +58,13 @@ impl Key {
         let mut at_rest = Zeroizing::new([0u8; 32]);
         hk.expand(b"store keys at rest", at_rest.as_mut_slice())
             .map_err(|_| Error::Config("key derivation failed".into()))?;
+        let mut sealing = Zeroizing::new([0u8; 32]);
+        hk.expand(b"sealed sessions aes-256-gcm-siv", sealing.as_mut_slice())
+            .map_err(|_| Error::Config("key derivation failed".into()))?;
         Ok(Key {
             signing: Arc::new(signing),
             encryption: Arc::new(encryption),
+            sealing: Arc::new(Aes256GcmSiv::new(sealing.as_slice().into())),
             at_rest: Arc::new(at_rest),
         })
     }

@@ -14,7 +14,7 @@
 //! a few seconds, most of it waiting for sessions to expire.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::BTreeSet,
     future::Future,
     sync::Arc,
     time::{Duration, SystemTime},
@@ -23,7 +23,7 @@ use std::{
 use bytes::Bytes;
 use http::{header::COOKIE, HeaderMap, HeaderValue};
 
-use super::{Change, Committed, Patch, Store, StoreErrorKind, StoreKey};
+use super::{Change, Committed, Patch, Store, StoreErrorKind, StoreKey, Values};
 use crate::{id::RandomIds, Error, IdGenerator, Sessions};
 
 /// How long the expiry cases wait for a session to expire.
@@ -100,7 +100,7 @@ async fn commit(store: &dyn Store, key: &StoreKey, patch: Patch) -> Vec<i64> {
     }
 }
 
-async fn values(store: &dyn Store, key: &StoreKey) -> HashMap<String, Bytes> {
+async fn values(store: &dyn Store, key: &StoreKey) -> Values {
     let record = store
         .load(key)
         .await
@@ -109,7 +109,7 @@ async fn values(store: &dyn Store, key: &StoreKey) -> HashMap<String, Bytes> {
     (*record.values).clone()
 }
 
-fn map(pairs: &[(&str, &[u8])]) -> HashMap<String, Bytes> {
+fn map(pairs: &[(&str, &[u8])]) -> Values {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), Bytes::copy_from_slice(v)))

@@ -311,7 +311,7 @@ impl Shard {
             }
             // An expired record under a fresh id: drop it (and its index entry) first.
             self.remove(key);
-            let mut values = Values::new();
+            let mut values = Values::default();
             let counters = apply_changes(&mut values, patch, "memory")?;
             self.make_room(gone);
             self.set_deadline(key, None, patch.expires_at);
