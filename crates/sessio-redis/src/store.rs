@@ -3,6 +3,7 @@
 use std::{
     fmt,
     future::Future,
+    pin::Pin,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -178,7 +179,8 @@ impl RedisStore {
         }
     }
 
-    /// Runs one command with the store's timeout, mapping failures to [`StoreError`].
+    /// Runs one command (or a sequence) with the store's timeout over all of it, mapping
+    /// failures to [`StoreError`].
     pub(crate) async fn bounded<T>(
         &self,
         op: StoreOp,
@@ -207,8 +209,13 @@ impl RedisStore {
         args: impl Fn(&mut Vec<Value>),
     ) -> Result<Value, StoreError> {
         let pool = &self.inner.pool;
-        // fred honours a custom command's cluster slot only when given as a number.
-        let slot = ClusterHash::Custom(fred::util::redis_keyslot(key.as_bytes()));
+        // fred honours a custom command's cluster slot only when given as a number; a
+        // single node needs none (the CRC16 is about 750 instructions per call).
+        let slot = if self.inner.clustered {
+            ClusterHash::Custom(fred::util::redis_keyslot(key.as_bytes()))
+        } else {
+            ClusterHash::Random
+        };
         let command = |name: &'static str, first: Value| {
             let mut all = Vec::with_capacity(8);
             all.push(first);
@@ -217,19 +224,23 @@ impl RedisStore {
             args(&mut all);
             (CustomCommand::new_static(name, slot.clone(), false), all)
         };
-        self.bounded(op, async {
-            let (cmd, all) = command("EVALSHA", Value::String(script.sha1().clone()));
-            match pool.custom::<Value, Value>(cmd, all).await {
-                Err(e) if e.details().starts_with("NOSCRIPT") => {
-                    tracing::debug!("sessio-redis: script not cached on the node, sending it");
-                    let lua = script.lua().cloned().unwrap_or_default();
-                    let (cmd, all) = command("EVAL", Value::String(lua));
-                    pool.custom::<Value, Value>(cmd, all).await
-                }
-                other => other,
+        // Boxed: fred's call future is several kilobytes, and every future that
+        // awaited it inline (up to the `StoreFuture` box) would be copied whole.
+        let call = |name: &'static str, first: Value| -> FredCall<'_> {
+            let (cmd, all) = command(name, first);
+            Box::pin(pool.custom::<Value, Value>(cmd, all))
+        };
+        // No timer of our own: fred's `default_command_timeout` (the store's command
+        // timeout) bounds each call from queueing to reply, reconnections included.
+        match call("EVALSHA", Value::String(script.sha1().clone())).await {
+            Err(e) if e.details().starts_with("NOSCRIPT") => {
+                tracing::debug!("sessio-redis: script not cached on the node, sending it");
+                let lua = script.lua().cloned().unwrap_or_default();
+                call("EVAL", Value::String(lua)).await
             }
-        })
-        .await
+            other => other,
+        }
+        .map_err(|e| backend_error(op, e))
     }
 
     async fn load_record(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
@@ -386,6 +397,9 @@ fn corrupt(op: StoreOp, what: impl Into<String>) -> StoreError {
 
 /// A key that holds something other than a session hash is corrupt data; everything
 /// else (connection loss, timeouts, cluster errors, `BUSY`, `OOM`) is unavailability.
+/// One fred call in flight, boxed (see [`RedisStore::run_script`]).
+type FredCall<'a> = Pin<Box<dyn Future<Output = Result<Value, FredError>> + Send + 'a>>;
+
 pub(crate) fn backend_error(op: StoreOp, e: FredError) -> StoreError {
     if e.details().starts_with("WRONGTYPE") {
         StoreError::corrupt(NAME, op, e)
