@@ -10,7 +10,7 @@ use std::{
 
 use bytes::Bytes;
 use fred::{
-    clients::Pool,
+    clients::{Client, Pool},
     error::Error as FredError,
     interfaces::{ClientLike, KeysInterface},
     types::{config::Config, scripts::Script, ClusterHash, CustomCommand, Value},
@@ -207,9 +207,10 @@ impl RedisStore {
         key: String,
         args: impl Fn(&mut Vec<Value>),
     ) -> Result<Value, StoreError> {
-        let pool = &self.inner.pool;
         // fred honours a custom command's cluster slot only when given as a number.
-        let slot = ClusterHash::Custom(fred::util::redis_keyslot(key.as_bytes()));
+        let slot_number = fred::util::redis_keyslot(key.as_bytes());
+        let client = self.connection_for(slot_number);
+        let slot = ClusterHash::Custom(slot_number);
         let command = |name: &'static str, first: Value| {
             let mut all = Vec::with_capacity(8);
             all.push(first);
@@ -220,17 +221,25 @@ impl RedisStore {
         };
         self.bounded(op, async {
             let (cmd, all) = command("EVALSHA", Value::String(script.sha1().clone()));
-            match pool.custom::<Value, Value>(cmd, all).await {
+            match client.custom::<Value, Value>(cmd, all).await {
                 Err(e) if e.details().starts_with("NOSCRIPT") => {
                     tracing::debug!("sessio-redis: script not cached on the node, sending it");
                     let lua = script.lua().cloned().unwrap_or_default();
                     let (cmd, all) = command("EVAL", Value::String(lua));
-                    pool.custom::<Value, Value>(cmd, all).await
+                    client.custom::<Value, Value>(cmd, all).await
                 }
                 other => other,
             }
         })
         .await
+    }
+
+    /// The pool connection for every command on one session: the same one for a given
+    /// key (its cluster slot picks it), so that with change tracking (`NOLOOP`) the
+    /// store's own writes to a session never invalidate what it read of it.
+    pub(crate) fn connection_for(&self, slot: u16) -> &Client {
+        let clients = self.inner.pool.clients();
+        &clients[usize::from(slot) % clients.len()]
     }
 
     async fn load_record(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
@@ -349,9 +358,10 @@ impl RedisStore {
     }
 
     async fn destroy_key(&self, key: &StoreKey) -> Result<bool, StoreError> {
-        let pool = &self.inner.pool;
+        let redis_key = self.redis_key(key);
+        let client = self.connection_for(fred::util::redis_keyslot(redis_key.as_bytes()));
         let removed: i64 = self
-            .bounded(StoreOp::Destroy, pool.del(self.redis_key(key)))
+            .bounded(StoreOp::Destroy, client.del(redis_key))
             .await?;
         Ok(removed > 0)
     }
