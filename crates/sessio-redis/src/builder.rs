@@ -130,10 +130,10 @@ impl RedisStoreBuilder {
         }
         let clustered = matches!(self.config.server, ServerConfig::Clustered { .. });
         let mut config = self.config;
-        // Change tracking runs on the pool's own connections (outside Redis Cluster),
-        // and RESP3 carries the invalidations on them.
+        // Change tracking runs on the pool's own connections, and RESP3 carries the
+        // invalidations on them.
         #[cfg(feature = "tracking")]
-        if !clustered {
+        {
             config.version = fred::types::RespVersion::RESP3;
         }
         // Return the first connection error to `connect` instead of retrying forever.
@@ -180,7 +180,6 @@ impl RedisStoreBuilder {
         let store = RedisStore {
             inner: Arc::new(Inner::new(
                 pool,
-                config,
                 self.prefix,
                 self.command_timeout,
                 clustered,

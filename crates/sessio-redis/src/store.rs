@@ -48,9 +48,6 @@ pub struct RedisStore {
 
 pub(crate) struct Inner {
     pub(crate) pool: Pool,
-    /// What the pool was built from, for the extra client that tracks changes.
-    #[cfg_attr(not(feature = "tracking"), allow(dead_code))]
-    pub(crate) config: Config,
     pub(crate) prefix: String,
     pub(crate) timeout: Duration,
     pub(crate) clustered: bool,
@@ -60,16 +57,9 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub(crate) fn new(
-        pool: Pool,
-        config: Config,
-        prefix: String,
-        timeout: Duration,
-        clustered: bool,
-    ) -> Self {
+    pub(crate) fn new(pool: Pool, prefix: String, timeout: Duration, clustered: bool) -> Self {
         Inner {
             pool,
-            config,
             prefix,
             timeout,
             clustered,

@@ -1,17 +1,16 @@
 //! Change tracking (feature `tracking`): Redis tells this process which sessions
 //! other processes changed, so that an in-process cache can drop them.
 //!
-//! Standalone and Sentinel: every pool connection turns on default (per-key) RESP3
-//! tracking with `NOLOOP` (`CLIENT TRACKING ON NOLOOP`). Redis then reports a write to
-//! any key that connection read, except the connection's own writes, and the store
-//! runs every command on a session on one connection chosen by the key's hash: a
+//! Every pool connection turns on default (per-key) RESP3 tracking with `NOLOOP`
+//! (`CLIENT TRACKING ON NOLOOP`, on every node of a cluster). Redis then reports a
+//! write to any key that connection read, except the connection's own writes, and the
+//! store runs every command on a session on one connection chosen by the key's hash: a
 //! commit by this process does not evict the copy it just wrote, a write by anyone
 //! else does. The commit script reads its key after writing it, since Redis forgets a
 //! tracked key once it invalidates it, even for the client that `NOLOOP` spared.
 //!
-//! Redis Cluster: one extra connection subscribes with `CLIENT TRACKING on BCAST
-//! PREFIX <prefix>` and reports every write, own writes included (see
-//! `docs/decisions.md`, "Own writes under BCAST").
+//! (BCAST tracking on one extra connection, used before, reported this process's own
+//! commits too, and fred sends `CLIENT TRACKING … BCAST` to one cluster node only.)
 
 use std::{
     fmt,
@@ -20,8 +19,8 @@ use std::{
 
 use fred::{
     clients::{Client, Pool},
-    interfaces::{ClientLike, EventInterface, TrackingInterface},
-    types::{client::Invalidation, config::ReconnectPolicy, RespVersion},
+    interfaces::{EventInterface, TrackingInterface},
+    types::client::Invalidation,
 };
 use sessio::{store::Tracked, StoreKey};
 use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
@@ -33,43 +32,26 @@ type Report = Arc<dyn Fn(Tracked) + Send + Sync>;
 
 /// Keeps change tracking on; dropping it (or [`ChangeTracker::stop`]) turns it off.
 pub struct ChangeTracker {
-    mode: Mode,
+    /// The store's pool, whose connections track.
+    pool: Pool,
     /// Listener tasks, aborted when tracking stops.
     tasks: Vec<JoinHandle<Result<(), fred::error::Error>>>,
 }
 
-enum Mode {
-    /// Redis Cluster: one extra BCAST connection, closed when tracking stops.
-    Broadcast(Client),
-    /// Standalone or Sentinel: tracking on the store's own pool connections.
-    Pool(Pool),
-}
-
 impl fmt::Debug for ChangeTracker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mode = match self.mode {
-            Mode::Broadcast(_) => "broadcast",
-            Mode::Pool(_) => "pool",
-        };
         f.debug_struct("ChangeTracker")
-            .field("mode", &mode)
+            .field("connections", &self.pool.size())
             .finish_non_exhaustive()
     }
 }
 
 impl ChangeTracker {
-    /// Stops tracking (and closes the extra connection on Redis Cluster).
+    /// Stops tracking.
     pub async fn stop(mut self) {
         self.abort_tasks();
-        match &self.mode {
-            Mode::Broadcast(client) => {
-                client.quit().await.ok();
-            }
-            Mode::Pool(pool) => {
-                for client in pool.clients() {
-                    client.stop_tracking().await.ok();
-                }
-            }
+        for client in self.pool.clients() {
+            client.stop_tracking().await.ok();
         }
     }
 
@@ -86,34 +68,24 @@ impl Drop for ChangeTracker {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        match &self.mode {
-            Mode::Broadcast(client) => {
-                let client = client.clone();
-                handle.spawn(async move { client.quit().await.ok() });
+        let pool = self.pool.clone();
+        handle.spawn(async move {
+            for client in pool.clients() {
+                client.stop_tracking().await.ok();
             }
-            Mode::Pool(pool) => {
-                let pool = pool.clone();
-                handle.spawn(async move {
-                    for client in pool.clients() {
-                        client.stop_tracking().await.ok();
-                    }
-                });
-            }
-        }
+        });
     }
 }
 
 impl RedisStore {
     /// Reports, through `on_change`, every change that another process (or another
     /// store on other connections) makes to a session under this store's prefix that
-    /// this store may have cached. `on_change` runs on a connection's task: keep it
+    /// this store read since it was last reported. `on_change` runs on a connection's task: keep it
     /// short (evicting a cache entry is what it is for).
     ///
-    /// On standalone Redis and Sentinel, the store's own commits are not reported
-    /// (tracking runs on the pool connections with `NOLOOP`), so a cache in front of
-    /// the store keeps what it just committed. Needs Redis 6 or later: with this
-    /// feature the pool speaks RESP3. On Redis Cluster every write is reported, this
-    /// store's own included.
+    /// The store's own commits are not reported (tracking runs on the pool
+    /// connections with `NOLOOP`), so a cache in front of the store keeps what it
+    /// just committed. Needs Redis 6 or later: with this feature the pool speaks RESP3.
     ///
     /// A connection error reports [`Tracked::Lost`] at once; once reconnected and
     /// tracking again, [`Tracked::Resumed`]. So does a burst of invalidations that the
@@ -140,12 +112,7 @@ impl RedisStore {
         &self,
         on_change: impl Fn(Tracked) + Send + Sync + 'static,
     ) -> Result<ChangeTracker, Error> {
-        let report: Report = Arc::new(on_change);
-        if self.inner.clustered {
-            self.track_broadcast(report).await
-        } else {
-            self.track_pool(report).await
-        }
+        self.track_pool(Arc::new(on_change)).await
     }
 
     /// Default tracking with `NOLOOP` on every pool connection.
@@ -156,8 +123,8 @@ impl RedisStore {
             report: report.clone(),
         });
         let mut tracker = ChangeTracker {
-            mode: Mode::Pool(pool.clone()),
-            tasks: Vec::with_capacity(3 * pool.clients().len()),
+            pool: pool.clone(),
+            tasks: Vec::with_capacity(4 * pool.clients().len()),
         };
         for (i, client) in pool.clients().iter().enumerate() {
             // Listen before tracking starts: no invalidation may go unheard.
@@ -165,7 +132,7 @@ impl RedisStore {
                 client,
                 self.inner.prefix.clone(),
                 report.clone(),
-                Some(health.clone()),
+                health.clone(),
             ));
             start_pool_tracking(client).await?;
             health.set(i, true);
@@ -175,6 +142,25 @@ impl RedisStore {
                 down.set(i, false);
                 async { Ok(()) }
             }));
+            // A cluster node joined or left: a new node's connection tracks nothing
+            // until told to; tell every node again, as on a reconnection.
+            let again = client.clone();
+            let up = health.clone();
+            tracker
+                .tasks
+                .push(client.on_cluster_change(move |_changes| {
+                    let (client, health) = (again.clone(), up.clone());
+                    async move {
+                        health.set(i, false);
+                        match start_pool_tracking(&client).await {
+                            Ok(()) => health.set(i, true),
+                            Err(error) => {
+                                tracing::warn!(%error, "sessio-redis: tracking not resumed");
+                            }
+                        }
+                        Ok(())
+                    }
+                }));
             let again = client.clone();
             let up = health.clone();
             tracker.tasks.push(client.on_reconnect(move |_server| {
@@ -198,55 +184,6 @@ impl RedisStore {
         }
         // Anything cached before every connection tracked may never be invalidated.
         report(Tracked::Resumed);
-        Ok(tracker)
-    }
-
-    /// BCAST tracking on one extra connection (Redis Cluster).
-    async fn track_broadcast(&self, report: Report) -> Result<ChangeTracker, Error> {
-        let mut config = self.inner.config.clone();
-        config.version = RespVersion::RESP3;
-        config.fail_fast = true;
-        let policy = ReconnectPolicy::new_exponential(0, 100, 2_000, 2);
-        let client = Client::new(config, None, None, Some(policy));
-        let prefix = self.inner.prefix.clone();
-        let mut tracker = ChangeTracker {
-            mode: Mode::Broadcast(client.clone()),
-            tasks: Vec::with_capacity(3),
-        };
-        tracker
-            .tasks
-            .push(listen(&client, prefix.clone(), report.clone(), None));
-
-        let init = client.init().await.map_err(|e| Error::Connect(e.into()))?;
-        drop(init);
-        client
-            .start_tracking(prefix.clone(), true, false, false, false)
-            .await
-            .map_err(|e| Error::Connect(e.into()))?;
-
-        let lost = report.clone();
-        tracker.tasks.push(client.on_error(move |(error, _server)| {
-            tracing::warn!(%error, "sessio-redis: change tracking connection failed");
-            lost(Tracked::Lost);
-            async { Ok(()) }
-        }));
-        let again = client.clone();
-        tracker.tasks.push(client.on_reconnect(move |_server| {
-            let (client, report, prefix) = (again.clone(), report.clone(), prefix.clone());
-            async move {
-                // Invalidations sent while disconnected are lost: report nothing
-                // trustworthy until tracking is on again.
-                report(Tracked::Lost);
-                match client
-                    .start_tracking(prefix, true, false, false, false)
-                    .await
-                {
-                    Ok(()) => report(Tracked::Resumed),
-                    Err(error) => tracing::warn!(%error, "sessio-redis: tracking not resumed"),
-                }
-                Ok(())
-            }
-        }));
         Ok(tracker)
     }
 }
@@ -307,14 +244,11 @@ fn listen(
     client: &Client,
     prefix: String,
     report: Report,
-    health: Option<Arc<PoolHealth>>,
+    health: Arc<PoolHealth>,
 ) -> JoinHandle<Result<(), fred::error::Error>> {
     let mut rx = client.invalidation_rx();
     tokio::spawn(async move {
-        let missed = || match &health {
-            Some(health) => health.missed(),
-            None => report(Tracked::Resumed),
-        };
+        let missed = || health.missed();
         loop {
             match rx.recv().await {
                 Ok(invalidation) => deliver(&prefix, &report, &missed, invalidation),

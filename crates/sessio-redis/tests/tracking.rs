@@ -262,3 +262,48 @@ async fn a_redis_restart_leaves_no_stale_copy() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_cluster_writes_on_every_node_reach_the_other_cache() {
+    let cluster = support::Cluster::start();
+    let url = cluster.url();
+    let prefix = prefix();
+    let a = server(&url, &prefix).await;
+    let b = server(&url, &prefix).await;
+    // Enough sessions that every node holds some (16384 slots over three nodes).
+    let keys: Vec<StoreKey> = (0..24)
+        .map(|_| StoreKey::for_id(&RandomIds.generate()))
+        .collect();
+    for key in &keys {
+        b.cache
+            .commit(key, &patch(true, vec![set("0")]))
+            .await
+            .unwrap();
+        assert_eq!(read(&a.cache, key, "v").await.as_deref(), Some("0")); // cached on A
+    }
+    for key in &keys {
+        b.cache
+            .commit(key, &patch(false, vec![set("1")]))
+            .await
+            .unwrap();
+        visible_within_window(&a, key, "1").await;
+    }
+    // A's own commits stay cached on every node too; B's still reach A.
+    for key in &keys {
+        a.cache
+            .commit(key, &patch(false, vec![set("2")]))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let before = a.cache.stats();
+        assert_eq!(read(&a.cache, key, "v").await.as_deref(), Some("2"));
+        assert_eq!(a.cache.stats().misses, before.misses, "own commit evicted");
+        b.cache
+            .commit(key, &patch(false, vec![set("3")]))
+            .await
+            .unwrap();
+        visible_within_window(&a, key, "3").await;
+    }
+    a.cache.destroy_all().await.unwrap();
+    drop(cluster);
+}
