@@ -86,6 +86,10 @@ impl RedisStore {
     /// The store's own commits are not reported (tracking runs on the pool
     /// connections with `NOLOOP`), so a cache in front of the store keeps what it
     /// just committed. Needs Redis 6 or later: with this feature the pool speaks RESP3.
+    /// The other side of it: a write made through this store (or its
+    /// [`pool`](RedisStore::pool)) without going through the cache is not reported
+    /// either, so route every session write of this process through the cache, or
+    /// make such writes on a store of their own.
     ///
     /// A connection error reports [`Tracked::Lost`] at once; once reconnected and
     /// tracking again, [`Tracked::Resumed`]. So does a burst of invalidations that the
