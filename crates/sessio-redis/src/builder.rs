@@ -130,6 +130,12 @@ impl RedisStoreBuilder {
         }
         let clustered = matches!(self.config.server, ServerConfig::Clustered { .. });
         let mut config = self.config;
+        // Change tracking runs on the pool's own connections, and RESP3 carries the
+        // invalidations on them.
+        #[cfg(feature = "tracking")]
+        {
+            config.version = fred::types::RespVersion::RESP3;
+        }
         // Return the first connection error to `connect` instead of retrying forever.
         config.fail_fast = true;
         let mut builder = Builder::from_config(config.clone());
@@ -174,7 +180,6 @@ impl RedisStoreBuilder {
         let store = RedisStore {
             inner: Arc::new(Inner::new(
                 pool,
-                config,
                 self.prefix,
                 self.command_timeout,
                 clustered,

@@ -114,6 +114,12 @@ else
   redis.call('PEXPIRE', key, ttl)
 end
 
+-- Read the key once more: Redis forgets a tracked key when it is written, even for
+-- the client whose write NOLOOP keeps from being reported (client tracking, feature
+-- `tracking`). The read tracks it again for this connection, so that a later write by
+-- anyone else is reported.
+redis.call('EXISTS', key)
+
 local out = {1}
 for _, c in ipairs(counters) do out[#out + 1] = c end
 return out

@@ -3,6 +3,7 @@
 use std::{
     fmt,
     future::Future,
+    hash::BuildHasher,
     pin::Pin,
     sync::Arc,
     time::{Duration, SystemTime},
@@ -10,7 +11,7 @@ use std::{
 
 use bytes::Bytes;
 use fred::{
-    clients::Pool,
+    clients::{Client, Pool},
     error::Error as FredError,
     interfaces::{ClientLike, KeysInterface},
     types::{config::Config, scripts::Script, ClusterHash, CustomCommand, Value},
@@ -48,9 +49,6 @@ pub struct RedisStore {
 
 pub(crate) struct Inner {
     pub(crate) pool: Pool,
-    /// What the pool was built from, for the extra client that tracks changes.
-    #[cfg_attr(not(feature = "tracking"), allow(dead_code))]
-    pub(crate) config: Config,
     pub(crate) prefix: String,
     pub(crate) timeout: Duration,
     pub(crate) clustered: bool,
@@ -60,16 +58,9 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub(crate) fn new(
-        pool: Pool,
-        config: Config,
-        prefix: String,
-        timeout: Duration,
-        clustered: bool,
-    ) -> Self {
+    pub(crate) fn new(pool: Pool, prefix: String, timeout: Duration, clustered: bool) -> Self {
         Inner {
             pool,
-            config,
             prefix,
             timeout,
             clustered,
@@ -208,14 +199,7 @@ impl RedisStore {
         key: String,
         args: impl Fn(&mut Vec<Value>),
     ) -> Result<Value, StoreError> {
-        let pool = &self.inner.pool;
-        // fred honours a custom command's cluster slot only when given as a number; a
-        // single node needs none (the CRC16 is about 750 instructions per call).
-        let slot = if self.inner.clustered {
-            ClusterHash::Custom(fred::util::redis_keyslot(key.as_bytes()))
-        } else {
-            ClusterHash::Random
-        };
+        let (client, slot) = self.route(&key);
         let command = |name: &'static str, first: Value| {
             let mut all = Vec::with_capacity(8);
             all.push(first);
@@ -228,7 +212,7 @@ impl RedisStore {
         // awaited it inline (up to the `StoreFuture` box) would be copied whole.
         let call = |name: &'static str, first: Value| -> FredCall<'_> {
             let (cmd, all) = command(name, first);
-            Box::pin(pool.custom::<Value, Value>(cmd, all))
+            Box::pin(client.custom::<Value, Value>(cmd, all))
         };
         // No timer of our own: fred's `default_command_timeout` (the store's command
         // timeout) bounds each call from queueing to reply, reconnections included.
@@ -241,6 +225,26 @@ impl RedisStore {
             other => other,
         }
         .map_err(|e| backend_error(op, e))
+    }
+
+    /// The pool connection and cluster hash for every command on one session: always
+    /// the same connection for a given key, so that with change tracking (`NOLOOP`) the
+    /// store's own writes to a session never invalidate what it read of it. On a
+    /// cluster the key's slot picks it (fred honours a custom command's slot only as a
+    /// number); on a single node a cheap hash does (the CRC16 costs about 750
+    /// instructions per call).
+    pub(crate) fn route(&self, key: &str) -> (&Client, ClusterHash) {
+        let clients = self.inner.pool.clients();
+        let (pick, hash) = if self.inner.clustered {
+            let slot = fred::util::redis_keyslot(key.as_bytes());
+            (usize::from(slot), ClusterHash::Custom(slot))
+        } else {
+            let pick = foldhash::fast::FixedState::default().hash_one(key);
+            // Truncating is fine: only the remainder matters.
+            (pick as usize, ClusterHash::Random)
+        };
+        // fred refuses a pool of 0 connections, so `clients` is never empty.
+        (&clients[pick % clients.len()], hash)
     }
 
     async fn load_record(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
@@ -359,9 +363,10 @@ impl RedisStore {
     }
 
     async fn destroy_key(&self, key: &StoreKey) -> Result<bool, StoreError> {
-        let pool = &self.inner.pool;
+        let redis_key = self.redis_key(key);
+        let (client, _) = self.route(&redis_key);
         let removed: i64 = self
-            .bounded(StoreOp::Destroy, pool.del(self.redis_key(key)))
+            .bounded(StoreOp::Destroy, client.del(redis_key))
             .await?;
         Ok(removed > 0)
     }

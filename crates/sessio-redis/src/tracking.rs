@@ -1,58 +1,100 @@
 //! Change tracking (feature `tracking`): Redis tells this process which sessions
 //! other processes changed, so that an in-process cache can drop them.
 //!
-//! One extra RESP3 connection per node subscribes with `CLIENT TRACKING on BCAST
-//! PREFIX <prefix>`: Redis then reports every write to a key under the store's prefix,
-//! by anyone, whatever this process has read. (Default tracking would need the reads
-//! on the tracking connection itself, which a pool cannot promise.)
+//! Every pool connection turns on default (per-key) RESP3 tracking with `NOLOOP`
+//! (`CLIENT TRACKING ON NOLOOP`, on every node of a cluster). Redis then reports a
+//! write to any key that connection read, except the connection's own writes, and the
+//! store runs every command on a session on one connection chosen by the key's hash: a
+//! commit by this process does not evict the copy it just wrote, a write by anyone
+//! else does. The commit script reads its key after writing it, since Redis forgets a
+//! tracked key once it invalidates it, even for the client that `NOLOOP` spared.
+//!
+//! (BCAST tracking on one extra connection, used before, reported this process's own
+//! commits too, and fred sends `CLIENT TRACKING … BCAST` to one cluster node only.)
 
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    sync::{Arc, Mutex},
+};
 
 use fred::{
-    clients::Client,
-    interfaces::{ClientLike, EventInterface, TrackingInterface},
-    types::{config::ReconnectPolicy, RespVersion},
+    clients::{Client, Pool},
+    interfaces::{EventInterface, TrackingInterface},
+    types::client::Invalidation,
 };
 use sessio::{store::Tracked, StoreKey};
+use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
 
 use crate::{store::RedisStore, Error};
 
+/// What a tracker reports to.
+type Report = Arc<dyn Fn(Tracked) + Send + Sync>;
+
 /// Keeps change tracking on; dropping it (or [`ChangeTracker::stop`]) turns it off.
 pub struct ChangeTracker {
-    client: Client,
+    /// The store's pool, whose connections track.
+    pool: Pool,
+    /// Listener tasks, aborted when tracking stops.
+    tasks: Vec<JoinHandle<Result<(), fred::error::Error>>>,
 }
 
 impl fmt::Debug for ChangeTracker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChangeTracker").finish_non_exhaustive()
+        f.debug_struct("ChangeTracker")
+            .field("connections", &self.pool.size())
+            .finish_non_exhaustive()
     }
 }
 
 impl ChangeTracker {
-    /// Stops tracking and closes the connection.
-    pub async fn stop(self) {
-        self.client.quit().await.ok();
+    /// Stops tracking.
+    pub async fn stop(mut self) {
+        self.abort_tasks();
+        for client in self.pool.clients() {
+            client.stop_tracking().await.ok();
+        }
+    }
+
+    fn abort_tasks(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
     }
 }
 
 impl Drop for ChangeTracker {
     fn drop(&mut self) {
-        let client = self.client.clone();
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move { client.quit().await.ok() });
-        }
+        self.abort_tasks();
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let pool = self.pool.clone();
+        handle.spawn(async move {
+            for client in pool.clients() {
+                client.stop_tracking().await.ok();
+            }
+        });
     }
 }
 
 impl RedisStore {
-    /// Reports, through `on_change`, every change that any process makes to a session
-    /// under this store's prefix. `on_change` runs on the connection's task: keep it
+    /// Reports, through `on_change`, every change that another process (or another
+    /// store on other connections) makes to a session under this store's prefix that
+    /// this store read since it was last reported. `on_change` runs on a connection's task: keep it
     /// short (evicting a cache entry is what it is for).
     ///
+    /// The store's own commits are not reported (tracking runs on the pool
+    /// connections with `NOLOOP`), so a cache in front of the store keeps what it
+    /// just committed. Needs Redis 6 or later: with this feature the pool speaks RESP3.
+    /// The other side of it: a write made through this store (or its
+    /// [`pool`](RedisStore::pool)) without going through the cache is not reported
+    /// either, so route every session write of this process through the cache, or
+    /// make such writes on a store of their own.
+    ///
     /// A connection error reports [`Tracked::Lost`] at once; once reconnected and
-    /// tracking again, [`Tracked::Resumed`]. Caveat: a connection that silently
-    /// stops delivering (a network partition without a reset) is only noticed when
-    /// it is closed.
+    /// tracking again, [`Tracked::Resumed`]. So does a burst of invalidations that the
+    /// listener fell behind on. Caveat: a connection that silently stops delivering (a
+    /// network partition without a reset) is only noticed when it is closed.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -74,61 +116,165 @@ impl RedisStore {
         &self,
         on_change: impl Fn(Tracked) + Send + Sync + 'static,
     ) -> Result<ChangeTracker, Error> {
-        let mut config = self.inner.config.clone();
-        config.version = RespVersion::RESP3;
-        config.fail_fast = true;
-        let policy = ReconnectPolicy::new_exponential(0, 100, 2_000, 2);
-        let client = Client::new(config, None, None, Some(policy));
-        let on_change: Arc<dyn Fn(Tracked) + Send + Sync> = Arc::new(on_change);
-        let prefix = self.inner.prefix.clone();
+        self.track_pool(Arc::new(on_change)).await
+    }
 
-        let report = on_change.clone();
-        let strip = prefix.clone();
-        client.on_invalidation(move |invalidation| {
-            if invalidation.keys.is_empty() {
-                // A null key list: Redis flushed (FLUSHALL / FLUSHDB).
-                report(Tracked::Resumed);
-            }
-            for key in invalidation.keys {
-                if let Some(key) = key.as_str().and_then(|k| store_key(&strip, k)) {
-                    report(Tracked::Changed(key));
+    /// Default tracking with `NOLOOP` on every pool connection.
+    async fn track_pool(&self, report: Report) -> Result<ChangeTracker, Error> {
+        let pool = self.inner.pool.clone();
+        let health = Arc::new(PoolHealth {
+            tracking: Mutex::new(vec![false; pool.clients().len()]),
+            report: report.clone(),
+        });
+        let mut tracker = ChangeTracker {
+            pool: pool.clone(),
+            tasks: Vec::with_capacity(4 * pool.clients().len()),
+        };
+        for (i, client) in pool.clients().iter().enumerate() {
+            // Listen before tracking starts: no invalidation may go unheard.
+            tracker.tasks.push(listen(
+                client,
+                self.inner.prefix.clone(),
+                report.clone(),
+                health.clone(),
+            ));
+            start_pool_tracking(client).await?;
+            health.set(i, true);
+            let down = health.clone();
+            tracker.tasks.push(client.on_error(move |(error, _server)| {
+                tracing::warn!(%error, "sessio-redis: a tracking pool connection failed");
+                down.set(i, false);
+                async { Ok(()) }
+            }));
+            // A cluster node joined or left: a new node's connection tracks nothing
+            // until told to; tell every node again, as on a reconnection.
+            let again = client.clone();
+            let up = health.clone();
+            tracker
+                .tasks
+                .push(client.on_cluster_change(move |_changes| {
+                    let (client, health) = (again.clone(), up.clone());
+                    async move {
+                        health.set(i, false);
+                        match start_pool_tracking(&client).await {
+                            Ok(()) => health.set(i, true),
+                            Err(error) => {
+                                tracing::warn!(%error, "sessio-redis: tracking not resumed");
+                            }
+                        }
+                        Ok(())
+                    }
+                }));
+            let again = client.clone();
+            let up = health.clone();
+            tracker.tasks.push(client.on_reconnect(move |_server| {
+                let (client, health) = (again.clone(), up.clone());
+                async move {
+                    // The new connection tracks nothing yet, and invalidations sent
+                    // while it was away are lost: trust nothing cached until it
+                    // tracks again. Whatever a load on it cached before that is
+                    // dropped by the flush that `Resumed` brings, and a load in flight
+                    // across `Resumed` is refused by the cache's generation check.
+                    health.set(i, false);
+                    match start_pool_tracking(&client).await {
+                        Ok(()) => health.set(i, true),
+                        Err(error) => {
+                            tracing::warn!(%error, "sessio-redis: tracking not resumed");
+                        }
+                    }
+                    Ok(())
                 }
+            }));
+        }
+        // Anything cached before every connection tracked may never be invalidated.
+        report(Tracked::Resumed);
+        Ok(tracker)
+    }
+}
+
+/// Which pool connections track: the cache may serve only while all of them do.
+struct PoolHealth {
+    tracking: Mutex<Vec<bool>>,
+    report: Report,
+}
+
+impl PoolHealth {
+    /// Records whether connection `i` tracks. A connection going down reports
+    /// [`Tracked::Lost`]; the last one coming back reports [`Tracked::Resumed`].
+    fn set(&self, i: usize, on: bool) {
+        let all = {
+            let mut tracking = self
+                .tracking
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(slot) = tracking.get_mut(i) {
+                *slot = on;
             }
-            Ok(())
-        });
+            tracking.iter().all(|&t| t)
+        };
+        match (on, all) {
+            (false, _) => (self.report)(Tracked::Lost),
+            (true, true) => (self.report)(Tracked::Resumed),
+            (true, false) => {}
+        }
+    }
 
-        let init = client.init().await.map_err(|e| Error::Connect(e.into()))?;
-        drop(init);
-        client
-            .start_tracking(prefix.clone(), true, false, false, false)
-            .await
-            .map_err(|e| Error::Connect(e.into()))?;
+    /// Invalidations were missed: drop everything, and serve from the cache again
+    /// only if every connection tracks.
+    fn missed(&self) {
+        let all = self
+            .tracking
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .all(|&t| t);
+        (self.report)(if all { Tracked::Resumed } else { Tracked::Lost });
+    }
+}
 
-        let lost = on_change.clone();
-        client.on_error(move |(error, _server)| {
-            tracing::warn!(%error, "sessio-redis: change tracking connection failed");
-            lost(Tracked::Lost);
-            async { Ok(()) }
-        });
-        let again = client.clone();
-        let report = on_change;
-        client.on_reconnect(move |_server| {
-            let (client, report, prefix) = (again.clone(), report.clone(), prefix.clone());
-            async move {
-                // Invalidations sent while disconnected are lost: report nothing
-                // trustworthy until tracking is on again.
-                report(Tracked::Lost);
-                match client
-                    .start_tracking(prefix, true, false, false, false)
-                    .await
-                {
-                    Ok(()) => report(Tracked::Resumed),
-                    Err(error) => tracing::warn!(%error, "sessio-redis: tracking not resumed"),
+/// `CLIENT TRACKING ON NOLOOP` on a pool connection (on every node, were it
+/// clustered).
+async fn start_pool_tracking(client: &Client) -> Result<(), Error> {
+    client
+        .start_tracking(Vec::<String>::new(), false, false, false, true)
+        .await
+        .map_err(|e| Error::Connect(e.into()))
+}
+
+/// Reports the invalidations `client` receives. fred's own `on_invalidation` stops
+/// for good when its listener falls behind the broadcast channel; here a lag reports
+/// [`Tracked::Resumed`] (drop everything: some invalidations were missed) and goes on.
+fn listen(
+    client: &Client,
+    prefix: String,
+    report: Report,
+    health: Arc<PoolHealth>,
+) -> JoinHandle<Result<(), fred::error::Error>> {
+    let mut rx = client.invalidation_rx();
+    tokio::spawn(async move {
+        let missed = || health.missed();
+        loop {
+            match rx.recv().await {
+                Ok(invalidation) => deliver(&prefix, &report, &missed, invalidation),
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "sessio-redis: invalidations missed, flushing");
+                    missed();
                 }
-                Ok(())
+                Err(RecvError::Closed) => return Ok(()),
             }
-        });
-        Ok(ChangeTracker { client })
+        }
+    })
+}
+
+fn deliver(prefix: &str, report: &Report, missed: &dyn Fn(), invalidation: Invalidation) {
+    if invalidation.keys.is_empty() {
+        // A null key list: Redis flushed (FLUSHALL / FLUSHDB).
+        missed();
+    }
+    for key in invalidation.keys {
+        if let Some(key) = key.as_str().and_then(|k| store_key(prefix, k)) {
+            report(Tracked::Changed(key));
+        }
     }
 }
 

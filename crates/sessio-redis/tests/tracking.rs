@@ -122,6 +122,55 @@ async fn a_write_on_one_server_reaches_the_other_cache_within_the_window() {
     a.cache.destroy_all().await.unwrap();
 }
 
+/// Waits until `server` reads `want`, failing after [`WINDOW`].
+async fn visible_within_window(server: &Server, key: &StoreKey, want: &str) {
+    let acked = Instant::now();
+    while read(&server.cache, key, "v").await.as_deref() != Some(want) {
+        assert!(acked.elapsed() < WINDOW, "still stale after {WINDOW:?}");
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_own_commit_stays_cached_and_a_foreign_one_still_evicts() {
+    let prefix = prefix();
+    let a = server("redis://127.0.0.1:6379/0", &prefix).await;
+    let b = server("redis://127.0.0.1:6379/0", &prefix).await;
+    let key = StoreKey::for_id(&RandomIds.generate());
+    a.cache
+        .commit(&key, &patch(true, vec![set("0")]))
+        .await
+        .unwrap();
+    assert_eq!(read(&a.cache, &key, "v").await.as_deref(), Some("0")); // now cached
+    for round in 1..=10 {
+        for i in 1..=5 {
+            let want = format!("a{round}.{i}");
+            a.cache
+                .commit(&key, &patch(false, vec![set(&want)]))
+                .await
+                .unwrap();
+            // Time for an invalidation of A's own write to arrive, were one sent.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let before = a.cache.stats();
+            assert_eq!(read(&a.cache, &key, "v").await.as_deref(), Some(&*want));
+            let after = a.cache.stats();
+            assert_eq!(
+                (after.hits, after.misses),
+                (before.hits + 1, before.misses),
+                "A's own commit evicted its cached copy (round {round}, commit {i})"
+            );
+        }
+        // After A's own writes, B's write still reaches A's cache.
+        let want = format!("b{round}");
+        b.cache
+            .commit(&key, &patch(false, vec![set(&want)]))
+            .await
+            .unwrap();
+        visible_within_window(&a, &key, &want).await;
+    }
+    a.cache.destroy_all().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn alternating_requests_never_read_older_than_the_window() {
     let prefix = prefix();
@@ -212,4 +261,49 @@ async fn a_redis_restart_leaves_no_stale_copy() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_cluster_writes_on_every_node_reach_the_other_cache() {
+    let cluster = support::Cluster::start();
+    let url = cluster.url();
+    let prefix = prefix();
+    let a = server(&url, &prefix).await;
+    let b = server(&url, &prefix).await;
+    // Enough sessions that every node holds some (16384 slots over three nodes).
+    let keys: Vec<StoreKey> = (0..24)
+        .map(|_| StoreKey::for_id(&RandomIds.generate()))
+        .collect();
+    for key in &keys {
+        b.cache
+            .commit(key, &patch(true, vec![set("0")]))
+            .await
+            .unwrap();
+        assert_eq!(read(&a.cache, key, "v").await.as_deref(), Some("0")); // cached on A
+    }
+    for key in &keys {
+        b.cache
+            .commit(key, &patch(false, vec![set("1")]))
+            .await
+            .unwrap();
+        visible_within_window(&a, key, "1").await;
+    }
+    // A's own commits stay cached on every node too; B's still reach A.
+    for key in &keys {
+        a.cache
+            .commit(key, &patch(false, vec![set("2")]))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let before = a.cache.stats();
+        assert_eq!(read(&a.cache, key, "v").await.as_deref(), Some("2"));
+        assert_eq!(a.cache.stats().misses, before.misses, "own commit evicted");
+        b.cache
+            .commit(key, &patch(false, vec![set("3")]))
+            .await
+            .unwrap();
+        visible_within_window(&a, key, "3").await;
+    }
+    a.cache.destroy_all().await.unwrap();
+    drop(cluster);
 }
