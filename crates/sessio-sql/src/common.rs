@@ -298,7 +298,7 @@ fn users_upsert_tail(dialect: Dialect, table: &TableName) -> String {
 
 /// The value under which the core keeps a session's user (`Session::set_user`), as
 /// raw UTF-8: the backfill of a new user index reads it.
-pub(crate) const USER_VALUE: &str = "__sessio:user";
+pub(crate) const USER_VALUE: &str = sessio::store::USER_KEY;
 
 /// How a user id is kept in the index: its SHA-256. Fixed-size, so any user id fits
 /// every database's index key limit (MySQL's 3072 bytes, PostgreSQL's ~2700), and

@@ -289,6 +289,24 @@ async fn destroy_user_logs_a_user_out_everywhere() {
 }
 
 #[tokio::test]
+async fn the_user_is_stored_under_the_exported_user_key() {
+    let sessions = Sessions::builder().build().expect("build");
+    let session = sessions.start(&HeaderMap::new()).await.expect("start");
+    session.set_user("alice").expect("set_user");
+    session.save().await.expect("save");
+    let record = sessions
+        .store()
+        .load(&sessions.store_key(&session.id()))
+        .await
+        .expect("load")
+        .expect("stored");
+    assert_eq!(
+        record.values.get(sessio::store::USER_KEY).map(|v| &v[..]),
+        Some(&b"alice"[..])
+    );
+}
+
+#[tokio::test]
 async fn destroy_user_without_a_user_index_is_a_clear_error() {
     let sessions = Sessions::builder()
         .cookie_store(CookieStore::new(sessio::secure::Keys::new(Key::generate())))

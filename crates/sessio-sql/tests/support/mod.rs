@@ -80,7 +80,7 @@ pub async fn sweep_ten_expired<S: sessio::store::Store>(
 }
 
 /// A session created with `values` (raw), expiring after `ttl`, as any version of the
-/// store would write it. `__sessio:user` is where the core keeps the user.
+/// store would write it. `__sessio:user` (`sessio::store::USER_KEY`) is where the core keeps the user.
 pub async fn session_with<S: sessio::store::Store>(
     store: &S,
     values: &[(&str, &str)],

@@ -50,6 +50,11 @@ pub use crate::{
     id::{KeyHasher, PassThrough, StoreKey},
 };
 
+/// The value key under which the core keeps a session's user
+/// ([`Session::set_user`](crate::Session::set_user)), as UTF-8 bytes. A store that
+/// builds its user index from stored sessions (say, a migration's backfill) reads it.
+pub const USER_KEY: &str = crate::reserved::USER;
+
 /// The values of one session: keys to encoded bytes.
 ///
 /// Build one with `Values::default()` or
