@@ -26,6 +26,8 @@ enum Text {
 }
 
 impl Text {
+    /// Every hashed store key (43 characters) and default id (22) fits; `Text` is 56
+    /// bytes either way (the memory store keeps a session's key in several places).
     const INLINE: usize = 48;
 
     fn new(s: &str) -> Self {
@@ -384,6 +386,7 @@ mod tests {
 
     #[test]
     fn ids_and_keys_compare_by_text_inline_or_shared() {
+        assert_eq!(std::mem::size_of::<StoreKey>(), 64);
         for len in [1, 22, Text::INLINE, Text::INLINE + 1, MAX_ID_LEN] {
             let text = "a".repeat(len);
             let id = SessionId::parse(&text).expect("a valid id");
