@@ -150,41 +150,19 @@ impl RedisStore {
             // until told to; tell every node again, as on a reconnection.
             let again = client.clone();
             let up = health.clone();
-            tracker
-                .tasks
-                .push(client.on_cluster_change(move |_changes| {
-                    let (client, health) = (again.clone(), up.clone());
-                    async move {
-                        health.set(i, false);
-                        match start_pool_tracking(&client).await {
-                            Ok(()) => health.set(i, true),
-                            Err(error) => {
-                                tracing::warn!(%error, "sessio-redis: tracking not resumed");
-                            }
-                        }
-                        Ok(())
-                    }
-                }));
+            tracker.tasks.push(
+                client.on_cluster_change(move |_changes| rearm(again.clone(), up.clone(), i)),
+            );
             let again = client.clone();
             let up = health.clone();
-            tracker.tasks.push(client.on_reconnect(move |_server| {
-                let (client, health) = (again.clone(), up.clone());
-                async move {
-                    // The new connection tracks nothing yet, and invalidations sent
-                    // while it was away are lost: trust nothing cached until it
-                    // tracks again. Whatever a load on it cached before that is
-                    // dropped by the flush that `Resumed` brings, and a load in flight
-                    // across `Resumed` is refused by the cache's generation check.
-                    health.set(i, false);
-                    match start_pool_tracking(&client).await {
-                        Ok(()) => health.set(i, true),
-                        Err(error) => {
-                            tracing::warn!(%error, "sessio-redis: tracking not resumed");
-                        }
-                    }
-                    Ok(())
-                }
-            }));
+            // The new connection tracks nothing yet, and invalidations sent while it
+            // was away are lost: trust nothing cached until it tracks again. Whatever
+            // a load on it cached before that is dropped by the flush that `Resumed`
+            // brings, and a load in flight across `Resumed` is refused by the cache's
+            // generation check.
+            tracker
+                .tasks
+                .push(client.on_reconnect(move |_server| rearm(again.clone(), up.clone(), i)));
         }
         // Anything cached before every connection tracked may never be invalidated.
         report(Tracked::Resumed);
@@ -234,6 +212,21 @@ impl PoolHealth {
 
 /// `CLIENT TRACKING ON NOLOOP` on a pool connection (on every node, were it
 /// clustered).
+/// Turns tracking on again on pool connection `i` (after a reconnection or a cluster
+/// change); the cache treats the connection as not tracking until Redis confirms.
+async fn rearm(
+    client: Client,
+    health: Arc<PoolHealth>,
+    i: usize,
+) -> Result<(), fred::error::Error> {
+    health.set(i, false);
+    match start_pool_tracking(&client).await {
+        Ok(()) => health.set(i, true),
+        Err(error) => tracing::warn!(%error, "sessio-redis: tracking not resumed"),
+    }
+    Ok(())
+}
+
 async fn start_pool_tracking(client: &Client) -> Result<(), Error> {
     client
         .start_tracking(Vec::<String>::new(), false, false, false, true)
