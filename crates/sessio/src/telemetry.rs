@@ -18,9 +18,10 @@
 //! | `sessio_sessions_live` | gauge, set whenever sessions are counted | `store` |
 //!
 //! Tracing: every store call runs in a `DEBUG` span `sessio.store` with the fields
-//! `store`, `op` and, for calls on one session, `id`: 32 bits of the key's SipHash
-//! under a per-process random key, enough to follow one session through a log and
-//! useless for finding its id.
+//! `store`, `op` and, for calls on one session, `id`: 32 bits of the key's foldhash
+//! under a per-process random seed, enough to follow one session through a log and
+//! useless for finding its id. The span is only made when a subscriber wants `DEBUG`
+//! spans.
 //!
 //! [`SessionsBuilder::build`]: crate::SessionsBuilder::build
 

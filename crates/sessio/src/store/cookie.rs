@@ -8,7 +8,8 @@ use crate::{
 
 /// Client-side sessions (gorilla's `CookieStore`): the session's values and its
 /// deadline travel in the cookie itself, encrypted and authenticated with
-/// XChaCha20-Poly1305 under [`Keys`] (with rotation). Nothing is stored on the server.
+/// AES-256-GCM-SIV under [`Keys`] (with rotation; cookies sealed with XChaCha20-Poly1305
+/// by earlier versions still open). Nothing is stored on the server.
 ///
 /// Use it with [`SessionsBuilder::cookie_store`](crate::SessionsBuilder::cookie_store).
 ///
