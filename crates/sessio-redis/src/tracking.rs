@@ -116,11 +116,7 @@ impl RedisStore {
         &self,
         on_change: impl Fn(Tracked) + Send + Sync + 'static,
     ) -> Result<ChangeTracker, Error> {
-        self.track_pool(Arc::new(on_change)).await
-    }
-
-    /// Default tracking with `NOLOOP` on every pool connection.
-    async fn track_pool(&self, report: Report) -> Result<ChangeTracker, Error> {
+        let report: Report = Arc::new(on_change);
         let pool = self.inner.pool.clone();
         let health = Arc::new(PoolHealth {
             tracking: Mutex::new(vec![false; pool.clients().len()]),
@@ -210,8 +206,6 @@ impl PoolHealth {
     }
 }
 
-/// `CLIENT TRACKING ON NOLOOP` on a pool connection (on every node, were it
-/// clustered).
 /// Turns tracking on again on pool connection `i` (after a reconnection or a cluster
 /// change); the cache treats the connection as not tracking until Redis confirms.
 async fn rearm(
@@ -227,6 +221,8 @@ async fn rearm(
     Ok(())
 }
 
+/// `CLIENT TRACKING ON NOLOOP` on a pool connection (on every node, were it
+/// clustered).
 async fn start_pool_tracking(client: &Client) -> Result<(), Error> {
     client
         .start_tracking(Vec::<String>::new(), false, false, false, true)
