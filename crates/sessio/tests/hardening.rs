@@ -193,9 +193,21 @@ fn secure_prefix_requires_secure() {
         .is_ok());
 }
 
-/// Collects the messages of WARN events (a minimal subscriber: no extra dependency).
-#[derive(Default)]
-struct Warnings(Arc<Mutex<Vec<String>>>);
+/// What a test sees of tracing through [`Recorder`].
+#[derive(Default, Clone)]
+struct Seen {
+    /// The messages of WARN events.
+    warnings: Vec<String>,
+    /// The names of the spans made.
+    spans: Vec<String>,
+}
+
+/// A minimal subscriber (no extra dependency) that wants everything up to `max` and
+/// records it in [`Seen`].
+struct Recorder {
+    max: tracing::Level,
+    seen: Arc<Mutex<Seen>>,
+}
 
 struct Message<'a>(&'a mut String);
 
@@ -207,12 +219,14 @@ impl tracing::field::Visit for Message<'_> {
     }
 }
 
-impl tracing::Subscriber for Warnings {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
+impl tracing::Subscriber for Recorder {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= self.max
     }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
+    fn new_span(&self, attrs: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let mut seen = self.seen.lock().expect("lock");
+        seen.spans.push(attrs.metadata().name().to_owned());
+        tracing::span::Id::from_u64(seen.spans.len() as u64)
     }
     fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
     fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
@@ -220,18 +234,59 @@ impl tracing::Subscriber for Warnings {
         if *event.metadata().level() == tracing::Level::WARN {
             let mut message = String::new();
             event.record(&mut Message(&mut message));
-            self.0.lock().expect("lock").push(message);
+            self.seen.lock().expect("lock").warnings.push(message);
         }
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
 }
 
-fn warnings_while(build: impl FnOnce()) -> Vec<String> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    tracing::subscriber::with_default(Warnings(seen.clone()), build);
+/// What tracing saw while `run` ran, with everything up to `max` wanted.
+fn recorded_while(max: tracing::Level, run: impl FnOnce()) -> Seen {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let recorder = Recorder {
+        max,
+        seen: seen.clone(),
+    };
+    tracing::subscriber::with_default(recorder, run);
     let out = seen.lock().expect("lock").clone();
     out
+}
+
+fn warnings_while(build: impl FnOnce()) -> Vec<String> {
+    recorded_while(tracing::Level::TRACE, build).warnings
+}
+
+/// The spans made while a session is loaded, written and committed.
+fn spans_made_at(max: tracing::Level) -> Vec<String> {
+    recorded_while(max, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let sessions = Sessions::builder().build().expect("builds");
+            let session = sessions.start(&HeaderMap::new()).await.expect("starts");
+            session.set("k", &1).expect("sets");
+            session.save().await.expect("saves");
+        });
+    })
+    .spans
+}
+
+/// Store calls run in a `sessio.store` span when a subscriber wants `DEBUG` spans,
+/// and make no span at all otherwise (the fast path of the telemetry wrapper).
+#[test]
+fn store_calls_are_spanned_only_when_debug_spans_are_wanted() {
+    let debug = spans_made_at(tracing::Level::DEBUG);
+    assert!(
+        debug.iter().any(|name| name == "sessio.store"),
+        "no sessio.store span at DEBUG: {debug:?}"
+    );
+    let info = spans_made_at(tracing::Level::INFO);
+    assert!(
+        !info.iter().any(|name| name == "sessio.store"),
+        "a sessio.store span at INFO: {info:?}"
+    );
 }
 
 #[test]
