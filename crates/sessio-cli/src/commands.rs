@@ -104,7 +104,7 @@ fn size(record: &Record) -> usize {
 
 /// Key names, sorted, for listings.
 fn key_names(record: &Record) -> Vec<&str> {
-    let mut names: Vec<&str> = record.values.keys().map(String::as_str).collect();
+    let mut names: Vec<&str> = record.values.keys().collect();
     names.sort_unstable();
     names
 }
@@ -233,7 +233,7 @@ async fn show(ctx: &Ctx, id: &str) -> Result<(), Failure> {
     if ctx.json {
         let mut values = Map::new();
         for name in &names {
-            let (kind, v) = decode(&record.values[*name]);
+            let (kind, v) = decode(record.values.get(name).unwrap_or_default());
             values.insert((*name).to_owned(), json!({ kind: v }));
         }
         print_json(&json!({
@@ -249,7 +249,7 @@ async fn show(ctx: &Ctx, id: &str) -> Result<(), Failure> {
         let rows: Vec<Vec<String>> = names
             .iter()
             .map(|name| {
-                let (kind, v) = decode(&record.values[*name]);
+                let (kind, v) = decode(record.values.get(name).unwrap_or_default());
                 let text = match v {
                     Value::String(s) if kind == "base64" => s,
                     other => other.to_string(),

@@ -23,7 +23,7 @@
 //! use sessio_fs::format;
 //!
 //! let mut values = Values::default();
-//! values.insert("user".into(), "\"iris\"".into());
+//! values.insert("user", "\"iris\"");
 //! let deadline = Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123));
 //! let bytes = format::encode(&values, deadline);
 //! let back = format::decode(&bytes).unwrap();
@@ -37,7 +37,6 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use bytes::Bytes;
 use sessio::store::{Record, Values};
 
 const MAGIC: &[u8; 3] = b"SSR";
@@ -207,15 +206,15 @@ pub fn decode(bytes: &[u8]) -> Result<Record, FormatError> {
             left,
         });
     }
-    let mut values = Values::with_capacity_and_hasher(n, Default::default());
+    let mut values = Values::with_capacity(bytes.len());
     for _ in 0..n {
         let key_len = r.u32("key length")?;
         let offset = r.pos;
         let key = std::str::from_utf8(r.take(key_len, "key")?)
             .map_err(|_| FormatError::KeyNotUtf8 { offset })?;
         let value_len = r.u32("value length")?;
-        let value = Bytes::copy_from_slice(r.take(value_len, "value")?);
-        if values.insert(key.to_owned(), value).is_some() {
+        let value = r.take(value_len, "value")?;
+        if values.insert(key, value) {
             return Err(FormatError::DuplicateKey { offset });
         }
     }
@@ -231,6 +230,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, FormatError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use proptest::prelude::*;
 
     #[test]
@@ -244,8 +244,8 @@ mod tests {
     #[test]
     fn every_truncation_is_an_error() {
         let mut values = Values::default();
-        values.insert("a".into(), Bytes::from_static(b"hello"));
-        values.insert("ключ".into(), Bytes::from_static(&[0, 255, 7]));
+        values.insert("a", b"hello");
+        values.insert("ключ", [0, 255, 7]);
         let bytes = encode(&values, Some(SystemTime::now()));
         for cut in 0..bytes.len() {
             assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");

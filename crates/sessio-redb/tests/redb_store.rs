@@ -508,8 +508,8 @@ async fn a_failing_patch_does_not_disturb_its_batch() {
         }
     }
     assert_eq!(failed, 50);
-    let n = store.load(&good).await.unwrap().unwrap().values["n"].clone();
-    assert_eq!(n, Bytes::from_static(b"50"));
-    let t = store.load(&text).await.unwrap().unwrap().values["t"].clone();
-    assert_eq!(t, Bytes::from_static(b"\"abc\""));
+    let n = store.load(&good).await.unwrap().unwrap().values["n"].to_vec();
+    assert_eq!(n, b"50");
+    let t = store.load(&text).await.unwrap().unwrap().values["t"].to_vec();
+    assert_eq!(t, b"\"abc\"");
 }

@@ -216,7 +216,7 @@ async fn a_database_without_the_user_index_opens_and_gains_it() {
     let store = RedbStore::open(&path).await.unwrap();
     let old = StoreKey::from_stored("old-session");
     let record = store.load(&old).await.unwrap().unwrap();
-    assert_eq!(record.values.get("n").map(|b| &b[..]), Some(&b"7"[..]));
+    assert_eq!(record.values.get("n"), Some(&b"7"[..]));
     store
         .index_user("dave", &old, Some(deadline))
         .await

@@ -271,14 +271,14 @@ impl RedisStore {
             Ok(ms) => Some(now + Duration::from_millis(ms)),
             Err(_) => None, // -1: no expiry
         };
-        let mut values = Values::with_capacity_and_hasher(items.len() / 2, Default::default());
+        let mut values = Values::with_capacity(items.len() * 8);
         while let (Some(field), Some(value)) = (items.next(), items.next()) {
             let field = into_bytes(field).ok_or_else(|| corrupt(StoreOp::Load, "bad field"))?;
             let value = into_bytes(value).ok_or_else(|| corrupt(StoreOp::Load, "bad value"))?;
             if field == MARKER.as_bytes() {
                 continue;
             }
-            let field = String::from_utf8(field.to_vec())
+            let field = std::str::from_utf8(&field)
                 .map_err(|e| StoreError::corrupt(NAME, StoreOp::Load, e))?;
             values.insert(field, value);
         }

@@ -147,7 +147,7 @@ async fn increments_match_apply_changes() {
                 (Err(e), Err(g)) => {
                     assert_eq!(e.kind(), g.kind(), "{value:?} + {by}");
                     assert_eq!(
-                        loaded.values.get("n").map(|b| &b[..]),
+                        loaded.values.get("n"),
                         Some(*value),
                         "a failed increment writes nothing"
                     );

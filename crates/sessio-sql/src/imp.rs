@@ -150,13 +150,13 @@ macro_rules! sql_store {
                         sessio::store::StoreError::new($name, Load, sessio::store::StoreErrorKind::Corrupt)
                     })?),
                 };
-                let mut values = sessio::store::Values::with_capacity_and_hasher(rows.len(), Default::default());
+                let mut values = sessio::store::Values::with_capacity(rows.len() * 16);
                 for row in &rows {
                     let Some(name) = Self::text(row, 1, "name", Load)? else {
                         continue; // a session without values
                     };
                     let data: Vec<u8> = row.try_get(2).map_err(err)?;
-                    values.insert(name, bytes::Bytes::from(data));
+                    values.insert(&name, data);
                 }
                 Ok(Some(sessio::store::Record {
                     values: std::sync::Arc::new(values),

@@ -99,10 +99,7 @@ async fn data_survives_a_restart_through_connect() {
     }
     let store = MySqlStore::connect(&url).await.expect("reconnect");
     let record = store.load(&k).await.expect("load").expect("kept");
-    assert_eq!(
-        record.values.get("user").map(|b| &b[..]),
-        Some(&b"\"iris\""[..])
-    );
+    assert_eq!(record.values.get("user"), Some(&b"\"iris\""[..]));
     assert_eq!(
         record.values.len(),
         3,

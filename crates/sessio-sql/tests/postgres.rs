@@ -125,10 +125,7 @@ async fn data_survives_a_restart_through_connect() {
     }
     let store = PostgresStore::connect(&url).await.expect("reconnect");
     let record = store.load(&k).await.expect("load").expect("kept");
-    assert_eq!(
-        record.values.get("user").map(|b| &b[..]),
-        Some(&b"\"iris\""[..])
-    );
+    assert_eq!(record.values.get("user"), Some(&b"\"iris\""[..]));
     store.pool().close().await;
     drop(store);
     sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))

@@ -64,10 +64,7 @@ async fn data_survives_a_restart() {
     }
     let store = SqliteStore::open(&path).await.expect("reopen");
     let record = store.load(&k).await.expect("load").expect("kept");
-    assert_eq!(
-        record.values.get("user").map(|b| &b[..]),
-        Some(&b"\"iris\""[..])
-    );
+    assert_eq!(record.values.get("user"), Some(&b"\"iris\""[..]));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -113,7 +110,7 @@ async fn two_stores_on_one_file_and_bad_rows() {
         t.await.expect("task");
     }
     let record = b.load(&k).await.expect("load").expect("exists");
-    assert_eq!(record.values.get("n").map(|v| &v[..]), Some(&b"40"[..]));
+    assert_eq!(record.values.get("n"), Some(&b"40"[..]));
     // A key that is a blob, not text (written behind our back), is a clear error.
     sqlx::query("UPDATE sessio_sessions_values SET name = X'FF00'")
         .execute(a.pool())

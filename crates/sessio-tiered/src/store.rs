@@ -9,7 +9,6 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use bytes::Bytes;
 use sessio::store::{
     is_expired, Change, Committed, ExpiryListener, KeyPage, Patch, Record, Store, StoreFuture,
     StoreKey, Tracked, Values,
@@ -391,14 +390,14 @@ fn replay(values: &mut Values, patch: &Patch, counters: &[i64]) -> Option<()> {
     for change in &patch.changes {
         match change {
             Change::Set(k, v) => {
-                values.insert(k.clone(), v.clone());
+                values.insert(k, v);
             }
             Change::Remove(k) => {
                 values.remove(k);
             }
             Change::Increment(k, _) => {
                 let n = counters.next()?;
-                values.insert(k.clone(), Bytes::from(n.to_string()));
+                values.insert(k, n.to_string());
             }
         }
     }

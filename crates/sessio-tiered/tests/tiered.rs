@@ -101,7 +101,13 @@ fn set(k: &str, v: &str) -> Change {
 }
 
 async fn value(store: &dyn Store, key: &StoreKey, k: &str) -> Option<Bytes> {
-    store.load(key).await.unwrap()?.values.get(k).cloned()
+    store
+        .load(key)
+        .await
+        .unwrap()?
+        .values
+        .get(k)
+        .map(Bytes::copy_from_slice)
 }
 
 #[tokio::test]

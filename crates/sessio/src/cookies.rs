@@ -318,7 +318,7 @@ mod tests {
         let mut values = crate::store::Values::default();
         // Incompressible-looking data: sealed size grows with it.
         let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-        values.insert("blob".to_owned(), bytes::Bytes::from(data));
+        values.insert("blob", data);
         Sealed {
             id: "abc".into(),
             exp: None,

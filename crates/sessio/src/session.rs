@@ -265,7 +265,7 @@ impl Session {
             .await?;
         let value = counters.last().copied().unwrap_or_default();
         let mut state = self.lock();
-        Arc::make_mut(&mut state.values).insert(key.to_owned(), Bytes::from(value.to_string()));
+        Arc::make_mut(&mut state.values).insert(key, value.to_string());
         Ok(value)
     }
 
@@ -295,7 +295,12 @@ impl Session {
         let mut state = self.lock();
         let keep: Vec<(String, Bytes)> = [reserved::CREATED, reserved::TIMEOUT]
             .into_iter()
-            .filter_map(|k| state.values.get(k).map(|v| (k.to_owned(), v.clone())))
+            .filter_map(|k| {
+                state
+                    .values
+                    .get(k)
+                    .map(|v| (k.to_owned(), Bytes::copy_from_slice(v)))
+            })
             .collect();
         state.changes.clear();
         state.clear = true;
@@ -323,7 +328,7 @@ impl Session {
                 .codec()
                 .decode_json(raw)
                 .map_err(|source| Error::Decode {
-                    key: k.clone(),
+                    key: k.to_owned(),
                     source,
                 })?;
             visit(k, v);
@@ -390,24 +395,22 @@ impl Session {
     pub fn get_flashes(&self) -> Result<BTreeMap<String, serde_json::Value>, Error> {
         let mut state = self.lock();
         let mut all = BTreeMap::new();
-        let flashes: Vec<(String, Bytes)> = state
-            .values
+        let values = Arc::clone(&state.values);
+        for (stored, raw) in values
             .iter()
             .filter(|(k, _)| k.starts_with(reserved::FLASH))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (stored, raw) in flashes {
+        {
             let key = stored[reserved::FLASH.len()..].to_owned();
             let value = self
                 .codec()
-                .decode_json(&raw)
+                .decode_json(raw)
                 .map_err(|source| Error::Decode {
                     key: key.clone(),
                     source,
                 })?;
             all.insert(key, value);
-            if !state.consumed_flashes.contains(&stored) {
-                state.consumed_flashes.push(stored);
+            if !state.consumed_flashes.iter().any(|c| c == stored) {
+                state.consumed_flashes.push(stored.to_owned());
             }
         }
         Ok(all)
@@ -432,7 +435,7 @@ impl Session {
             .values
             .keys()
             .filter(|k| k.starts_with(reserved::FLASH))
-            .cloned()
+            .map(str::to_owned)
             .collect();
         for k in keys {
             state.remove(k);
@@ -638,11 +641,11 @@ impl Session {
                         state.deadline = patch.expires_at;
                     }
                     (reindex || patch.create)
-                        .then(|| state.values.get(reserved::USER).cloned())
+                        .then(|| state.values.get(reserved::USER))
                         .flatten()
+                        .map(|raw| String::from_utf8_lossy(raw).into_owned())
                 };
                 if let Some(user) = user {
-                    let user = String::from_utf8_lossy(&user);
                     store.index_user(&user, &key, patch.expires_at).await?;
                 }
                 Ok(counters)
@@ -692,7 +695,7 @@ impl Session {
                 state
                     .values
                     .iter()
-                    .map(|(k, v)| Change::Set(k.clone(), v.clone()))
+                    .map(|(k, v)| Change::Set(k.to_owned(), Bytes::copy_from_slice(v)))
                     .collect()
             } else {
                 std::mem::take(&mut state.changes)
@@ -847,13 +850,13 @@ impl State {
     /// Reads what the reserved keys say about the session in one pass over the keys
     /// (no hashing: sessions are small).
     fn scan_reserved(&mut self) {
-        for (k, v) in self.values.iter() {
-            if !is_reserved(k) {
+        for (k, v) in self.values.raw_iter() {
+            if !k.starts_with(reserved::PREFIX.as_bytes()) {
                 continue;
             }
-            if k.starts_with(reserved::IMMUTABLE) {
+            if k.starts_with(reserved::IMMUTABLE.as_bytes()) {
                 self.has_immutables = true;
-            } else if k == reserved::TIMEOUT {
+            } else if k == reserved::TIMEOUT.as_bytes() {
                 self.timeout = parse_counter(v)
                     .and_then(|secs| u64::try_from(secs).ok())
                     .map(Duration::from_secs);
@@ -866,7 +869,7 @@ impl State {
     }
 
     fn put(&mut self, key: String, value: Bytes) {
-        Arc::make_mut(&mut self.values).insert(key.clone(), value.clone());
+        Arc::make_mut(&mut self.values).insert(&key, &value);
         self.changes.push(Change::Set(key, value));
     }
 
@@ -903,7 +906,7 @@ impl State {
             let created = self
                 .values
                 .get(reserved::CREATED)
-                .and_then(|raw| parse_counter(raw))
+                .and_then(parse_counter)
                 .and_then(|ms| u64::try_from(ms).ok())
                 .map_or(now, |ms| UNIX_EPOCH + Duration::from_millis(ms));
             created + limit

@@ -356,7 +356,7 @@ async fn the_user_is_stored_under_the_exported_user_key() {
         .expect("load")
         .expect("stored");
     assert_eq!(
-        record.values.get(sessio::store::USER_KEY).map(|v| &v[..]),
+        record.values.get(sessio::store::USER_KEY),
         Some(&b"alice"[..])
     );
 }

@@ -137,7 +137,7 @@ mod tests {
 
     fn sample() -> Sealed {
         let mut values = crate::store::Values::default();
-        values.insert("counter".into(), bytes::Bytes::from_static(b"41"));
+        values.insert("counter", b"41");
         Sealed {
             id: "some-id".into(),
             exp: Some(1_900_000_000_000),

@@ -24,6 +24,7 @@ mod cookie;
 mod future;
 mod memory;
 mod tracked;
+mod values;
 
 #[cfg(feature = "conformance")]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
@@ -31,7 +32,7 @@ pub mod conformance;
 #[cfg(feature = "conformance")]
 mod faulty;
 
-use std::{collections::HashMap, fmt, sync::Arc, time::SystemTime};
+use std::{fmt, sync::Arc, time::SystemTime};
 
 use bytes::Bytes;
 
@@ -44,6 +45,7 @@ pub use self::{
     future::StoreFuture,
     memory::{MemoryStore, MemoryStoreBuilder},
     tracked::Tracked,
+    values::{Iter as ValuesIter, Values},
 };
 pub use crate::{
     error::{StoreError, StoreErrorKind, StoreOp},
@@ -54,56 +56,6 @@ pub use crate::{
 /// ([`Session::set_user`](crate::Session::set_user)), as UTF-8 bytes. A store that
 /// builds its user index from stored sessions (say, a migration's backfill) reads it.
 pub const USER_KEY: &str = crate::reserved::USER;
-
-/// The values of one session: keys to encoded bytes.
-///
-/// Build one with `Values::default()` or
-/// `Values::with_capacity_and_hasher(n, Default::default())`.
-pub type Values = HashMap<String, Bytes, ValuesHasher>;
-
-/// The hasher of [`Values`]: foldhash with a per-process random seed, several times
-/// cheaper than std's SipHash on the short keys sessions hold (every request hashes
-/// them a few times). Keys are the application's names, not a client's input, so
-/// flooding resistance buys nothing here (see docs/decisions.md).
-#[derive(Debug, Clone, Default)]
-pub struct ValuesHasher(foldhash::fast::RandomState);
-
-impl std::hash::BuildHasher for ValuesHasher {
-    type Hasher = ValueKeyHasher;
-
-    fn build_hasher(&self) -> ValueKeyHasher {
-        ValueKeyHasher(self.0.build_hasher())
-    }
-}
-
-/// The [`Hasher`](std::hash::Hasher) of [`ValuesHasher`] (a newtype, so that the hash
-/// crate behind it is not part of sessio's API).
-#[derive(Clone)]
-pub struct ValueKeyHasher(foldhash::fast::FoldHasher<'static>);
-
-impl fmt::Debug for ValueKeyHasher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ValueKeyHasher")
-    }
-}
-
-impl std::hash::Hasher for ValueKeyHasher {
-    fn finish(&self) -> u64 {
-        self.0.finish()
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.write(bytes);
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.0.write_u8(i);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.0.write_usize(i);
-    }
-}
 
 /// A stored session as [`Store::load`] returns it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -333,13 +285,9 @@ pub fn apply_changes(
     let mut counters = Vec::new();
     for change in &patch.changes {
         match change {
-            Change::Set(k, v) => match values.get_mut(k) {
-                // Replacing a value needs no new key string.
-                Some(slot) => *slot = v.clone(),
-                None => {
-                    values.insert(k.clone(), v.clone());
-                }
-            },
+            Change::Set(k, v) => {
+                values.insert(k, v);
+            }
             Change::Remove(k) => {
                 values.remove(k);
             }
@@ -361,7 +309,7 @@ pub fn apply_changes(
                         StoreErrorKind::Overflow { key: k.clone() },
                     )
                 })?;
-                values.insert(k.clone(), Bytes::from(next.to_string()));
+                values.insert(k, next.to_string());
                 counters.push(next);
             }
         }
