@@ -188,7 +188,14 @@ impl Values {
     }
 
     fn push(&mut self, key: &[u8], value: &[u8]) {
-        self.buf.reserve(key.len() + value.len() + 4);
+        let needed = key.len() + value.len() + 4;
+        // Small maps grow exactly: a session kept in memory then holds no spare
+        // capacity. Larger ones grow geometrically, so that building one stays linear.
+        if self.buf.len() < 512 {
+            self.buf.reserve_exact(needed);
+        } else {
+            self.buf.reserve(needed);
+        }
         write_len(&mut self.buf, key.len());
         write_len(&mut self.buf, value.len());
         self.buf.extend_from_slice(key);
