@@ -3,26 +3,38 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard, OnceLock},
-    time::SystemTime,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use hashbrown::HashTable;
+
 use super::{
-    apply_changes, is_expired, Change, Committed, ExpiryListener, KeyHasher, KeyPage, Patch,
-    Record, Store, StoreError, StoreFuture, StoreKey, Values,
+    apply_changes, Change, Committed, ExpiryListener, KeyHasher, KeyPage, Patch, Record, Store,
+    StoreError, StoreFuture, StoreKey, Values,
 };
 
 /// Expired sessions removed per write, on the shard being written: GC work stays
 /// proportional to what expires and spread over requests, never a stop-the-world scan.
 const SWEEP_PER_WRITE: usize = 16;
 
+/// A shard's slab grows by chunks of this many slots (22 KiB): it never copies the
+/// sessions it holds to grow, and wastes at most one partly filled chunk.
+const CHUNK_BITS: u32 = 8;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
 /// An in-process store: a sharded concurrent map with an expiry index.
 ///
 /// - Every operation locks one shard for a few map operations; loads hand out the
 ///   stored values without copying (`Arc`).
-/// - Each shard keeps its sessions ordered by deadline. Every write first removes up
-///   to 16 expired sessions of its shard, and [`MemoryStore::purge_expired`] removes
-///   all of them, so the cost of expiry is proportional to what expires, not to what
-///   lives. An expired session is never returned, swept or not.
+/// - Each shard keeps its sessions in a slab (fixed-size chunks of slots), a hash table
+///   of slot numbers found by the key's precomputed hash, and a deadline index of
+///   (deadline, slot number) pairs: a session's key is stored once, and each index
+///   entry costs a few bytes (see docs/decisions.md, "memory store at scale").
+/// - Every write first removes up to 16 expired sessions of its shard, and
+///   [`MemoryStore::purge_expired`] removes all of them, so the cost of expiry is
+///   proportional to what expires, not to what lives; the values of removed sessions
+///   are freed after the shard's lock is released. An expired session is never
+///   returned, swept or not.
 /// - Sessions live only as long as the process: use a persistent store to keep them
 ///   across restarts or to share them between servers.
 /// - Optionally bounded ([`MemoryStoreBuilder::capacity`]): when full, creating a
@@ -54,21 +66,106 @@ struct Inner {
 
 #[derive(Default)]
 struct Shard {
-    /// Keys carry their hash: no map operation hashes again.
-    map: HashMap<StoreKey, Slot, KeyHasher>,
-    by_deadline: BTreeSet<(SystemTime, StoreKey)>,
+    /// Slot numbers, found by the key's precomputed hash (keys are never hashed again).
+    table: HashTable<u32>,
+    slab: Slab,
+    /// Sessions with a deadline, soonest first.
+    by_deadline: BTreeSet<(Nanos, u32)>,
     /// Most sessions this shard holds; 0: unbounded (and no use tracking at all).
     capacity: usize,
-    /// Bounded shards only: sessions by last use (a tick of `clock`), oldest first.
-    by_use: BTreeMap<u64, StoreKey>,
+    /// Bounded shards only: slots by last use (a tick of `clock`), oldest first.
+    by_use: BTreeMap<u64, u32>,
     clock: u64,
 }
 
-/// A stored session and, in a bounded store, when it was last used.
+/// A deadline in nanoseconds since the Unix epoch, [`NEVER`] for none: half the size
+/// of an `Option<SystemTime>`, and exact from 1970 to 2554.
+type Nanos = u64;
+
+const NEVER: Nanos = Nanos::MAX;
+
+fn to_nanos(t: Option<SystemTime>) -> Nanos {
+    match t {
+        None => NEVER,
+        // Before 1970: long past, 0 says as much. After 2554: still never reached.
+        Some(t) => t.duration_since(UNIX_EPOCH).map_or(0, |d| {
+            u64::try_from(d.as_nanos()).map_or(NEVER - 1, |n| n.min(NEVER - 1))
+        }),
+    }
+}
+
+fn from_nanos(n: Nanos) -> Option<SystemTime> {
+    (n != NEVER).then(|| UNIX_EPOCH + Duration::from_nanos(n))
+}
+
+fn now() -> Nanos {
+    to_nanos(Some(SystemTime::now()))
+}
+
+/// A session (or, with no values, a free slot).
 struct Slot {
-    record: Record,
+    key: StoreKey,
+    /// `None`: the slot is free.
+    values: Option<Arc<Values>>,
+    /// Expired once `now >= deadline` ([`NEVER`] is above any `now`).
+    deadline: Nanos,
+    /// In a bounded store, when it was last used; in a free slot, the next free slot.
     used: u64,
 }
+
+/// Slots in chunks that never move; freed slots are chained through `used` and
+/// reused first.
+#[derive(Default)]
+struct Slab {
+    chunks: Vec<Vec<Slot>>,
+    /// The first free slot, if any.
+    free: Option<u32>,
+}
+
+impl Slab {
+    fn get(&self, i: u32) -> &Slot {
+        let i = i as usize;
+        &self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+    }
+
+    fn get_mut(&mut self, i: u32) -> &mut Slot {
+        let i = i as usize;
+        &mut self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+    }
+
+    fn insert(&mut self, slot: Slot) -> u32 {
+        if let Some(i) = self.free {
+            let free = std::mem::replace(self.get_mut(i), slot);
+            // The chain holds slot numbers, and u64::MAX at its end (see `remove`).
+            self.free = u32::try_from(free.used).ok();
+            return i;
+        }
+        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        let n = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[n];
+        // A shard would need 350 GB of slots to overflow a u32.
+        #[allow(clippy::cast_possible_truncation)]
+        let i = (n * CHUNK + chunk.len()) as u32;
+        chunk.push(slot);
+        i
+    }
+
+    /// Frees slot `i` and returns its values.
+    fn remove(&mut self, i: u32) -> Option<Arc<Values>> {
+        let next = self.free.map_or(u64::MAX, u64::from);
+        let slot = self.get_mut(i);
+        let values = slot.values.take();
+        slot.used = next;
+        self.free = Some(i);
+        values
+    }
+}
+
+/// Sessions a shard let go of (expired or evicted) with their values: the listener
+/// hears of them, and their values are freed, once the shard's lock is released.
+type Gone = Vec<(StoreKey, Option<Arc<Values>>)>;
 
 /// Configures a [`MemoryStore`].
 #[derive(Debug, Clone, Default)]
@@ -164,7 +261,7 @@ impl MemoryStore {
     /// Removes every expired session now, and drops users with no live session from
     /// the user index; returns how many sessions were removed.
     pub fn purge_expired(&self) -> u64 {
-        let now = SystemTime::now();
+        let now = now();
         let mut total = 0;
         for shard in self.inner.shards.iter() {
             let expired = lock(shard).sweep(now, usize::MAX);
@@ -184,171 +281,194 @@ impl MemoryStore {
         self.inner.users.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn is_live(&self, key: &StoreKey, now: SystemTime) -> bool {
-        matches!(lock(self.shard(key)).map.get(key), Some(s) if !is_expired(s.record.expires_at, now))
+    fn is_live(&self, key: &StoreKey, now: Nanos) -> bool {
+        lock(self.shard(key)).live(key, now).is_some()
     }
 
     fn shard(&self, key: &StoreKey) -> &Mutex<Shard> {
-        // High bits: the map inside the shard uses the low ones for its buckets.
+        // High bits: the table inside the shard uses the low ones for its buckets.
         let h = (key.hash_value() >> 32) as usize;
         &self.inner.shards[h & (self.inner.shards.len() - 1)]
     }
 
-    fn notify(&self, expired: Vec<StoreKey>) {
+    /// Reports sessions that a shard let go of; called without any lock held, so that
+    /// freeing their values does not hold up the shard.
+    fn notify(&self, gone: Gone) {
         if let Some(listener) = self.inner.listener.get() {
-            for key in &expired {
+            for (key, _) in &gone {
                 listener(key);
             }
         }
     }
 }
 
-/// A poisoned shard only means a panic elsewhere while it was held; the map itself is
-/// never left half-updated (updates are computed first, then swapped in), so go on.
+/// A poisoned shard only means a panic elsewhere while it was held; the shard itself
+/// is never left half-updated (updates are computed first, then swapped in), so go on.
 fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     shard.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shard {
-    /// Removes up to `budget` expired sessions and returns their keys.
-    fn sweep(&mut self, now: SystemTime, budget: usize) -> Vec<StoreKey> {
-        let mut expired = Vec::new();
-        while expired.len() < budget {
+    /// The slot of `key`, live or expired.
+    fn find(&self, key: &StoreKey) -> Option<u32> {
+        let slab = &self.slab;
+        self.table
+            .find(key.hash_value(), |&i| slab.get(i).key == *key)
+            .copied()
+    }
+
+    /// The slot of `key` if its session is live at `now`.
+    fn live(&self, key: &StoreKey, now: Nanos) -> Option<u32> {
+        self.find(key).filter(|&i| self.slab.get(i).deadline > now)
+    }
+
+    /// The record in (occupied) slot `i`.
+    fn record(&self, i: u32) -> Option<Record> {
+        let slot = self.slab.get(i);
+        slot.values.clone().map(|values| Record {
+            values,
+            expires_at: from_nanos(slot.deadline),
+        })
+    }
+
+    /// Removes up to `budget` expired sessions and returns them.
+    fn sweep(&mut self, now: Nanos, budget: usize) -> Gone {
+        let mut gone = Vec::new();
+        while gone.len() < budget {
             match self.by_deadline.first() {
-                Some((deadline, _)) if *deadline <= now => {}
+                Some(&(deadline, _)) if deadline <= now => {}
                 _ => break,
             }
-            if let Some((_, key)) = self.by_deadline.pop_first() {
-                if let Some(slot) = self.map.remove(&key) {
-                    self.forget_use(slot.used);
-                }
-                expired.push(key);
+            if let Some((_, i)) = self.by_deadline.pop_first() {
+                let key = self.slab.get(i).key.clone();
+                let values = self.unlink(i);
+                gone.push((key, values));
             }
         }
-        expired
+        gone
     }
 
-    fn remove(&mut self, key: &StoreKey) -> Option<Record> {
-        let slot = self.map.remove(key)?;
-        if let Some(t) = slot.record.expires_at {
-            self.by_deadline.remove(&(t, key.clone()));
+    /// Takes slot `i` out of the table, the use index and the slab (the callers deal
+    /// with the deadline index); returns its values.
+    fn unlink(&mut self, i: u32) -> Option<Arc<Values>> {
+        let slot = self.slab.get(i);
+        let (hash, used) = (slot.key.hash_value(), slot.used);
+        if let Ok(entry) = self.table.find_entry(hash, |&j| j == i) {
+            entry.remove();
         }
-        self.forget_use(slot.used);
-        Some(slot.record)
-    }
-
-    fn forget_use(&mut self, used: u64) {
         if self.capacity > 0 {
             self.by_use.remove(&used);
         }
+        self.slab.remove(i)
     }
 
-    /// A tick for a session just used (bounded shards; 0 otherwise).
-    fn next_use(&mut self, key: &StoreKey) -> u64 {
+    /// Removes slot `i` from every index; returns its record.
+    fn remove(&mut self, i: u32) -> Option<Record> {
+        let deadline = self.slab.get(i).deadline;
+        if deadline != NEVER {
+            self.by_deadline.remove(&(deadline, i));
+        }
+        self.unlink(i).map(|values| Record {
+            values,
+            expires_at: from_nanos(deadline),
+        })
+    }
+
+    /// Marks slot `i` as just used (bounded shards only).
+    fn touch(&mut self, i: u32) {
         if self.capacity == 0 {
-            return 0;
+            return;
         }
         self.clock += 1;
-        self.by_use.insert(self.clock, key.clone());
-        self.clock
-    }
-
-    /// Marks a stored session as just used.
-    fn touch(&mut self, key: &StoreKey) {
-        if self.capacity == 0 {
-            return;
-        }
-        let Some(old) = self.map.get(key).map(|slot| slot.used) else {
-            return;
-        };
+        let slot = self.slab.get_mut(i);
+        let old = std::mem::replace(&mut slot.used, self.clock);
         self.by_use.remove(&old);
-        let used = self.next_use(key);
-        if let Some(slot) = self.map.get_mut(key) {
-            slot.used = used;
-        }
+        self.by_use.insert(self.clock, i);
     }
 
-    /// Evicts least recently used sessions until one more fits; returns their keys.
-    fn make_room(&mut self, gone: &mut Vec<StoreKey>) {
-        while self.capacity > 0 && self.map.len() >= self.capacity {
-            let Some((_, key)) = self.by_use.pop_first() else {
+    /// Evicts least recently used sessions until one more fits.
+    fn make_room(&mut self, gone: &mut Gone) {
+        while self.capacity > 0 && self.table.len() >= self.capacity {
+            let Some((_, i)) = self.by_use.pop_first() else {
                 break;
             };
-            if let Some(slot) = self.map.remove(&key) {
-                if let Some(t) = slot.record.expires_at {
-                    self.by_deadline.remove(&(t, key.clone()));
-                }
-            }
-            gone.push(key);
+            let key = self.slab.get(i).key.clone();
+            let values = self.remove(i).map(|r| r.values);
+            gone.push((key, values));
         }
     }
 
-    fn set_deadline(&mut self, key: &StoreKey, old: Option<SystemTime>, new: Option<SystemTime>) {
-        if old == new {
-            return;
-        }
-        if let Some(t) = old {
-            self.by_deadline.remove(&(t, key.clone()));
-        }
-        if let Some(t) = new {
-            self.by_deadline.insert((t, key.clone()));
-        }
-    }
-}
-
-impl Shard {
     fn commit(
         &mut self,
         key: &StoreKey,
         patch: &Patch,
-        now: SystemTime,
-        gone: &mut Vec<StoreKey>,
+        now: Nanos,
+        gone: &mut Gone,
     ) -> Result<Committed, StoreError> {
-        let live = matches!(self.map.get(key), Some(s) if !is_expired(s.record.expires_at, now));
-        if !live {
+        let found = self.find(key);
+        let deadline = to_nanos(patch.expires_at);
+        let Some(i) = found.filter(|&i| self.slab.get(i).deadline > now) else {
             if !patch.create {
                 return Ok(Committed::Missing);
             }
-            // An expired record under a fresh id: drop it (and its index entry) first.
-            self.remove(key);
+            // An expired record under a fresh id: drop it (and its index entries) first.
+            if let Some(i) = found {
+                self.remove(i);
+            }
             let mut values = Values::default();
             let counters = apply_changes(&mut values, patch, "memory")?;
             self.make_room(gone);
-            self.set_deadline(key, None, patch.expires_at);
-            let used = self.next_use(key);
-            self.map.insert(
-                key.clone(),
-                Slot {
-                    record: Record {
-                        values: Arc::new(values),
-                        expires_at: patch.expires_at,
-                    },
-                    used,
-                },
-            );
+            let used = if self.capacity > 0 {
+                self.clock += 1;
+                self.clock
+            } else {
+                0
+            };
+            let i = self.slab.insert(Slot {
+                key: key.clone(),
+                values: Some(Arc::new(values)),
+                deadline,
+                used,
+            });
+            let slab = &self.slab;
+            self.table
+                .insert_unique(key.hash_value(), i, |&j| slab.get(j).key.hash_value());
+            if deadline != NEVER {
+                self.by_deadline.insert((deadline, i));
+            }
+            if self.capacity > 0 {
+                self.by_use.insert(used, i);
+            }
             return Ok(Committed::Applied { counters });
-        }
-        self.touch(key);
-        let Some(record) = self.map.get_mut(key).map(|slot| &mut slot.record) else {
+        };
+        self.touch(i);
+        let slot = self.slab.get_mut(i);
+        let Some(values) = slot.values.as_mut() else {
             return Ok(Committed::Missing);
         };
-        let old_deadline = record.expires_at;
         let counters = if patch
             .changes
             .iter()
             .any(|c| matches!(c, Change::Increment(..)))
         {
             // An increment can fail half-way: work on a copy so the patch is all-or-nothing.
-            let mut copy = Values::clone(&record.values);
+            let mut copy = Values::clone(values);
             let counters = apply_changes(&mut copy, patch, "memory")?;
-            record.values = Arc::new(copy);
+            *values = Arc::new(copy);
             counters
         } else {
             // Cannot fail. Copy-on-write: a load still holding the old map keeps it intact.
-            apply_changes(Arc::make_mut(&mut record.values), patch, "memory")?
+            apply_changes(Arc::make_mut(values), patch, "memory")?
         };
-        record.expires_at = patch.expires_at;
-        self.set_deadline(key, old_deadline, patch.expires_at);
+        let old = std::mem::replace(&mut slot.deadline, deadline);
+        if old != deadline {
+            if old != NEVER {
+                self.by_deadline.remove(&(old, i));
+            }
+            if deadline != NEVER {
+                self.by_deadline.insert((deadline, i));
+            }
+        }
         Ok(Committed::Applied { counters })
     }
 }
@@ -359,66 +479,63 @@ impl Store for MemoryStore {
     }
 
     fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Record>> {
-        let now = SystemTime::now();
+        let now = now();
         let mut shard = lock(self.shard(key));
-        let found = shard
-            .map
-            .get(key)
-            .map(|slot| &slot.record)
-            .filter(|r| !is_expired(r.expires_at, now))
-            .cloned();
-        if found.is_some() {
-            shard.touch(key);
-        }
+        let found = shard.live(key, now).and_then(|i| {
+            shard.touch(i);
+            shard.record(i)
+        });
         StoreFuture::ready(Ok(found))
     }
 
     fn commit<'a>(&'a self, key: &'a StoreKey, patch: &'a Patch) -> StoreFuture<'a, Committed> {
-        let now = SystemTime::now();
+        let now = now();
         let mut shard = lock(self.shard(key));
-        let mut expired = shard.sweep(now, SWEEP_PER_WRITE);
-        let result = shard.commit(key, patch, now, &mut expired);
+        let mut gone = shard.sweep(now, SWEEP_PER_WRITE);
+        let result = shard.commit(key, patch, now, &mut gone);
         drop(shard);
-        self.notify(expired);
+        self.notify(gone);
         StoreFuture::ready(result)
     }
 
     fn destroy<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, bool> {
-        let now = SystemTime::now();
-        let removed = lock(self.shard(key)).remove(key);
-        StoreFuture::ready(Ok(removed.is_some_and(|r| !is_expired(r.expires_at, now))))
+        let now = now();
+        let mut shard = lock(self.shard(key));
+        let removed = shard.find(key).and_then(|i| shard.remove(i));
+        drop(shard);
+        StoreFuture::ready(Ok(removed.is_some_and(|r| to_nanos(r.expires_at) > now)))
     }
 
     fn destroy_all(&self) -> StoreFuture<'_, u64> {
-        let now = SystemTime::now();
+        let now = now();
         let mut n = 0;
         for shard in self.inner.shards.iter() {
             let mut shard = lock(shard);
-            n += shard
-                .map
-                .values()
-                .filter(|s| !is_expired(s.record.expires_at, now))
-                .count() as u64;
-            shard.map.clear();
-            shard.by_deadline.clear();
-            shard.by_use.clear();
+            n += shard.live_count(now);
+            let Shard {
+                table,
+                slab,
+                by_deadline,
+                by_use,
+                ..
+            } = &mut *shard;
+            *table = HashTable::new();
+            *slab = Slab::default();
+            by_deadline.clear();
+            by_use.clear();
         }
         self.users().clear();
         StoreFuture::ready(Ok(n))
     }
 
     fn count(&self) -> StoreFuture<'_, u64> {
-        let now = SystemTime::now();
-        let mut n = 0;
-        for shard in self.inner.shards.iter() {
-            let shard = lock(shard);
-            let expired = shard
-                .by_deadline
-                .iter()
-                .take_while(|(t, _)| *t <= now)
-                .count();
-            n += (shard.map.len() - expired) as u64;
-        }
+        let now = now();
+        let n = self
+            .inner
+            .shards
+            .iter()
+            .map(|shard| lock(shard).live_count(now))
+            .sum();
         StoreFuture::ready(Ok(n))
     }
 
@@ -428,18 +545,17 @@ impl Store for MemoryStore {
             Some((s, k)) => (s.parse::<usize>().unwrap_or(usize::MAX), Some(k)),
             None => (0, None),
         };
-        let now = SystemTime::now();
+        let now = now();
         let limit = limit.max(1);
         let mut page = KeyPage::default();
         while shard_ix < self.inner.shards.len() && page.keys.len() < limit {
             let shard = lock(&self.inner.shards[shard_ix]);
             let mut keys: Vec<&StoreKey> = shard
-                .map
+                .table
                 .iter()
-                .filter(|(k, s)| {
-                    !is_expired(s.record.expires_at, now) && after.is_none_or(|a| k.as_str() > a)
-                })
-                .map(|(k, _)| k)
+                .map(|&i| shard.slab.get(i))
+                .filter(|s| s.deadline > now && after.is_none_or(|a| s.key.as_str() > a))
+                .map(|s| &s.key)
                 .collect();
             keys.sort_unstable();
             let room = limit - page.keys.len();
@@ -476,7 +592,7 @@ impl Store for MemoryStore {
         key: &'a StoreKey,
         _expires_at: Option<SystemTime>,
     ) -> StoreFuture<'a, ()> {
-        let now = SystemTime::now();
+        let now = now();
         let mut users = self.users();
         let keys = users.entry(user.to_owned()).or_default();
         // Hygiene: forget sessions that ended, so that the index stays as small as the
@@ -487,16 +603,26 @@ impl Store for MemoryStore {
     }
 
     fn destroy_user<'a>(&'a self, user: &'a str) -> StoreFuture<'a, Vec<StoreKey>> {
-        let now = SystemTime::now();
+        let now = now();
         let mut users = self.users();
         let keys = users.remove(user).unwrap_or_default();
         let mut ended = Vec::new();
         for key in keys {
-            let removed = lock(self.shard(&key)).remove(&key);
-            if removed.is_some_and(|r| !is_expired(r.expires_at, now)) {
+            let mut shard = lock(self.shard(&key));
+            let removed = shard.find(&key).and_then(|i| shard.remove(i));
+            drop(shard);
+            if removed.is_some_and(|r| to_nanos(r.expires_at) > now) {
                 ended.push(key);
             }
         }
         StoreFuture::ready(Ok(ended))
+    }
+}
+
+impl Shard {
+    /// Sessions not expired at `now`.
+    fn live_count(&self, now: Nanos) -> u64 {
+        let expired = self.by_deadline.range(..=(now, u32::MAX)).count();
+        (self.table.len() - expired) as u64
     }
 }
