@@ -1,5 +1,6 @@
 //! The value codec: how typed values become the bytes that stores keep.
 
+use arrayvec::ArrayVec;
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -27,6 +28,9 @@ pub enum Codec {
 /// Marks MessagePack values (a byte MessagePack never emits).
 const MSGPACK_MARK: u8 = 0xC1;
 
+/// Values up to this size are encoded without a heap buffer (see [`Codec::encode`]).
+const SMALL: usize = 128;
+
 /// A value that the codec could not encode or decode.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -35,6 +39,23 @@ pub struct CodecError(#[source] BoxError);
 impl Codec {
     /// Serializes `value`.
     pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Bytes, CodecError> {
+        // Small values (most) are written on the stack, then copied into an allocation
+        // of their exact size: a `Vec` (serde_json starts one at 128 bytes) would be kept
+        // whole by `Bytes`, for as long as a store keeps the value.
+        let mut small = ArrayVec::<u8, SMALL>::new();
+        let written = match self {
+            Codec::Json => serde_json::to_writer(&mut small, value).map_err(BoxError::from),
+            Codec::MessagePack => {
+                small.push(MSGPACK_MARK);
+                rmp_serde::encode::write_named(&mut small, value).map_err(BoxError::from)
+            }
+        };
+        match written {
+            Ok(()) => return Ok(Bytes::copy_from_slice(&small)),
+            // A full buffer: the value is larger; anything else is a real error.
+            Err(e) if !small.is_full() => return Err(CodecError(e)),
+            Err(_) => {}
+        }
         match self {
             Codec::Json => serde_json::to_vec(value)
                 .map(Bytes::from)
