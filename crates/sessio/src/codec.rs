@@ -149,6 +149,27 @@ mod tests {
     }
 
     #[test]
+    fn values_around_the_stack_buffer_size_round_trip() {
+        for codec in [Codec::Json, Codec::MessagePack] {
+            for len in [0, 120, 125, 126, 127, 128, 129, 1000] {
+                let s = "x".repeat(len);
+                let b = codec.encode(&s).unwrap();
+                assert_eq!(codec.decode::<String>(&b).unwrap(), s, "{codec:?} {len}");
+            }
+        }
+        assert_eq!(&Codec::Json.encode(&"x".repeat(126)).unwrap().len(), &128);
+    }
+
+    #[test]
+    fn encode_errors_are_errors_whatever_the_size() {
+        // JSON object keys must be strings.
+        let small = std::collections::BTreeMap::from([((1, 2), 3)]);
+        assert!(Codec::Json.encode(&small).is_err());
+        // Past the stack buffer first, then the error.
+        assert!(Codec::Json.encode(&("x".repeat(200), small)).is_err());
+    }
+
+    #[test]
     fn wrong_type_is_an_error() {
         let b = Codec::Json.encode("text").unwrap();
         assert!(Codec::Json.decode::<i64>(&b).is_err());
