@@ -86,10 +86,10 @@ async fn writes_sweep_expired_sessions_of_their_shard() {
     assert_eq!(store.count().await.unwrap(), 1);
 }
 
-/// Random creates, updates, expiries and destroys on one shard, so that freed slots are
-/// reused over and over, checked against a plain map after every step.
+/// Random creates, updates, expiries, destroys and purges on one shard, checked against
+/// a plain map after every step.
 #[tokio::test]
-async fn reused_slots_keep_indexes_consistent() {
+async fn random_operations_keep_the_indexes_consistent() {
     use std::collections::HashMap;
 
     let store = MemoryStore::builder().shards(1).build();

@@ -21,19 +21,14 @@ const SWEEP_PER_WRITE: usize = 16;
 /// (about 15 µs of holding it at a million sessions).
 const PURGE_BATCH: usize = 32;
 
-/// A shard's slab grows by chunks of this many slots (22 KiB): it never copies the
-/// sessions it holds to grow, and wastes at most one partly filled chunk.
-const CHUNK_BITS: u32 = 8;
-const CHUNK: usize = 1 << CHUNK_BITS;
-
 /// An in-process store: a sharded concurrent map with an expiry index.
 ///
 /// - Every operation locks one shard for a few map operations; loads hand out the
 ///   stored values without copying (`Arc`).
-/// - Each shard keeps its sessions in a slab (fixed-size chunks of slots), a hash table
-///   of slot numbers found by the key's precomputed hash, and a deadline index of
-///   (deadline, slot number) pairs: a session's key is stored once, and each index
-///   entry costs a few bytes (see docs/decisions.md, "memory store at scale").
+/// - Each shard keeps its sessions in a hash table found by the key's precomputed hash,
+///   and a deadline index of (deadline, key hash) pairs: a session's key is stored
+///   once, and its index entry costs 16 bytes (see docs/decisions.md, "Memory store at
+///   scale").
 /// - Every write first removes up to 16 expired sessions of its shard, and
 ///   [`MemoryStore::purge_expired`] removes all of them, so the cost of expiry is
 ///   proportional to what expires, not to what lives; the values of removed sessions
@@ -70,15 +65,15 @@ struct Inner {
 
 #[derive(Default)]
 struct Shard {
-    /// Slot numbers, found by the key's precomputed hash (keys are never hashed again).
-    table: HashTable<u32>,
-    slab: Slab,
-    /// Sessions with a deadline, soonest first.
-    by_deadline: BTreeSet<(Nanos, u32)>,
+    /// The sessions, found by the key's precomputed hash (keys are never hashed again).
+    table: HashTable<Slot>,
+    /// Sessions with a deadline, soonest first, as (deadline, key hash): a session
+    /// is found again by its hash, so its key is stored once.
+    by_deadline: BTreeSet<(Nanos, u64)>,
     /// Most sessions this shard holds; 0: unbounded (and no use tracking at all).
     capacity: usize,
-    /// Bounded shards only: slots by last use (a tick of `clock`), oldest first.
-    by_use: BTreeMap<u64, u32>,
+    /// Bounded shards only: key hashes by last use (a tick of `clock`), oldest first.
+    by_use: BTreeMap<u64, u64>,
     clock: u64,
 }
 
@@ -106,70 +101,33 @@ fn now() -> Nanos {
     to_nanos(Some(SystemTime::now()))
 }
 
-/// A session (or, with no values, a free slot).
+/// A session.
 struct Slot {
     key: StoreKey,
-    /// `None`: the slot is free.
-    values: Option<Arc<Values>>,
+    values: Arc<Values>,
     /// Expired once `now >= deadline` ([`NEVER`] is above any `now`).
     deadline: Nanos,
-    /// In a bounded store, when it was last used; in a free slot, the next free slot.
+    /// In a bounded store, when it was last used (a tick of the shard's `clock`).
     used: u64,
 }
 
-/// Slots in chunks that never move; freed slots are chained through `used` and
-/// reused first.
-#[derive(Default)]
-struct Slab {
-    chunks: Vec<Vec<Slot>>,
-    /// The first free slot, if any.
-    free: Option<u32>,
-}
-
-impl Slab {
-    fn get(&self, i: u32) -> &Slot {
-        let i = i as usize;
-        &self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
-    }
-
-    fn get_mut(&mut self, i: u32) -> &mut Slot {
-        let i = i as usize;
-        &mut self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
-    }
-
-    fn insert(&mut self, slot: Slot) -> u32 {
-        if let Some(i) = self.free {
-            let free = std::mem::replace(self.get_mut(i), slot);
-            // The chain holds slot numbers, and u64::MAX at its end (see `remove`).
-            self.free = u32::try_from(free.used).ok();
-            return i;
+/// Indexes `deadline` for the session whose key hashes to `hash`, and returns the
+/// deadline indexed. Entries must be unique for the index to find each session again:
+/// should another session of the shard have the same 64-bit key hash and the same
+/// deadline to the nanosecond, this one expires a nanosecond earlier.
+fn index_deadline(index: &mut BTreeSet<(Nanos, u64)>, mut deadline: Nanos, hash: u64) -> Nanos {
+    while deadline != NEVER && !index.insert((deadline, hash)) {
+        match deadline.checked_sub(1) {
+            Some(d) => deadline = d,
+            None => break,
         }
-        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
-            self.chunks.push(Vec::with_capacity(CHUNK));
-        }
-        let n = self.chunks.len() - 1;
-        let chunk = &mut self.chunks[n];
-        // A shard would need 350 GB of slots to overflow a u32.
-        #[allow(clippy::cast_possible_truncation)]
-        let i = (n * CHUNK + chunk.len()) as u32;
-        chunk.push(slot);
-        i
     }
-
-    /// Frees slot `i` and returns its values.
-    fn remove(&mut self, i: u32) -> Option<Arc<Values>> {
-        let next = self.free.map_or(u64::MAX, u64::from);
-        let slot = self.get_mut(i);
-        let values = slot.values.take();
-        slot.used = next;
-        self.free = Some(i);
-        values
-    }
+    deadline
 }
 
 /// Sessions a shard let go of (expired or evicted) with their values: the listener
 /// hears of them, and their values are freed, once the shard's lock is released.
-type Gone = Vec<(StoreKey, Option<Arc<Values>>)>;
+type Gone = Vec<(StoreKey, Arc<Values>)>;
 
 /// Configures a [`MemoryStore`].
 #[derive(Debug, Clone, Default)]
@@ -320,26 +278,14 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 }
 
 impl Shard {
-    /// The slot of `key`, live or expired.
-    fn find(&self, key: &StoreKey) -> Option<u32> {
-        let slab = &self.slab;
-        self.table
-            .find(key.hash_value(), |&i| slab.get(i).key == *key)
-            .copied()
+    /// The session of `key`, live or expired.
+    fn get(&self, key: &StoreKey) -> Option<&Slot> {
+        self.table.find(key.hash_value(), |s| s.key == *key)
     }
 
-    /// The slot of `key` if its session is live at `now`.
-    fn live(&self, key: &StoreKey, now: Nanos) -> Option<u32> {
-        self.find(key).filter(|&i| self.slab.get(i).deadline > now)
-    }
-
-    /// The record in (occupied) slot `i`.
-    fn record(&self, i: u32) -> Option<Record> {
-        let slot = self.slab.get(i);
-        slot.values.clone().map(|values| Record {
-            values,
-            expires_at: from_nanos(slot.deadline),
-        })
+    /// The session of `key` if it is live at `now`.
+    fn live(&self, key: &StoreKey, now: Nanos) -> Option<&Slot> {
+        self.get(key).filter(|s| s.deadline > now)
     }
 
     /// Removes up to `budget` expired sessions and returns them.
@@ -350,62 +296,65 @@ impl Shard {
                 Some(&(deadline, _)) if deadline <= now => {}
                 _ => break,
             }
-            if let Some((_, i)) = self.by_deadline.pop_first() {
-                let key = self.slab.get(i).key.clone();
-                let values = self.unlink(i);
-                gone.push((key, values));
+            if let Some((deadline, hash)) = self.by_deadline.pop_first() {
+                let is = |s: &Slot| s.key.hash_value() == hash && s.deadline == deadline;
+                if let Some(slot) = self.take(hash, is) {
+                    gone.push((slot.key, slot.values));
+                }
             }
         }
         gone
     }
 
-    /// Takes slot `i` out of the table, the use index and the slab (the callers deal
-    /// with the deadline index); returns its values.
-    fn unlink(&mut self, i: u32) -> Option<Arc<Values>> {
-        let slot = self.slab.get(i);
-        let (hash, used) = (slot.key.hash_value(), slot.used);
-        if let Ok(entry) = self.table.find_entry(hash, |&j| j == i) {
-            entry.remove();
-        }
+    /// Takes the session that hashes to `hash` and satisfies `is` out of the table and
+    /// the use index (the callers deal with the deadline index).
+    fn take(&mut self, hash: u64, is: impl FnMut(&Slot) -> bool) -> Option<Slot> {
+        let (slot, _) = self.table.find_entry(hash, is).ok()?.remove();
         if self.capacity > 0 {
-            self.by_use.remove(&used);
+            self.by_use.remove(&slot.used);
         }
-        self.slab.remove(i)
+        Some(slot)
     }
 
-    /// Removes slot `i` from every index; returns its record.
-    fn remove(&mut self, i: u32) -> Option<Record> {
-        let deadline = self.slab.get(i).deadline;
-        if deadline != NEVER {
-            self.by_deadline.remove(&(deadline, i));
+    /// Removes the session of `key` from every index.
+    fn remove(&mut self, key: &StoreKey) -> Option<Slot> {
+        let hash = key.hash_value();
+        let slot = self.take(hash, |s| s.key == *key)?;
+        if slot.deadline != NEVER {
+            self.by_deadline.remove(&(slot.deadline, hash));
         }
-        self.unlink(i).map(|values| Record {
-            values,
-            expires_at: from_nanos(deadline),
-        })
+        Some(slot)
     }
 
-    /// Marks slot `i` as just used (bounded shards only).
-    fn touch(&mut self, i: u32) {
+    /// Marks the session of `key` as just used (bounded shards only).
+    fn touch(&mut self, key: &StoreKey) {
         if self.capacity == 0 {
             return;
         }
+        let hash = key.hash_value();
+        let Some(slot) = self.table.find_mut(hash, |s| s.key == *key) else {
+            return;
+        };
         self.clock += 1;
-        let slot = self.slab.get_mut(i);
         let old = std::mem::replace(&mut slot.used, self.clock);
         self.by_use.remove(&old);
-        self.by_use.insert(self.clock, i);
+        self.by_use.insert(self.clock, hash);
     }
 
     /// Evicts least recently used sessions until one more fits.
     fn make_room(&mut self, gone: &mut Gone) {
         while self.capacity > 0 && self.table.len() >= self.capacity {
-            let Some((_, i)) = self.by_use.pop_first() else {
+            let Some((used, hash)) = self.by_use.pop_first() else {
                 break;
             };
-            let key = self.slab.get(i).key.clone();
-            let values = self.remove(i).map(|r| r.values);
-            gone.push((key, values));
+            let is = |s: &Slot| s.key.hash_value() == hash && s.used == used;
+            if let Ok(entry) = self.table.find_entry(hash, is) {
+                let (slot, _) = entry.remove();
+                if slot.deadline != NEVER {
+                    self.by_deadline.remove(&(slot.deadline, hash));
+                }
+                gone.push((slot.key, slot.values));
+            }
         }
     }
 
@@ -416,45 +365,35 @@ impl Shard {
         now: Nanos,
         gone: &mut Gone,
     ) -> Result<Committed, StoreError> {
-        let found = self.find(key);
+        let hash = key.hash_value();
         let deadline = to_nanos(patch.expires_at);
-        let Some(i) = found.filter(|&i| self.slab.get(i).deadline > now) else {
+        if self.live(key, now).is_none() {
             if !patch.create {
                 return Ok(Committed::Missing);
             }
             // An expired record under a fresh id: drop it (and its index entries) first.
-            if let Some(i) = found {
-                self.remove(i);
-            }
+            self.remove(key);
             let mut values = Values::default();
             let counters = apply_changes(&mut values, patch, "memory")?;
             self.make_room(gone);
             let used = if self.capacity > 0 {
                 self.clock += 1;
+                self.by_use.insert(self.clock, hash);
                 self.clock
             } else {
                 0
             };
-            let i = self.slab.insert(Slot {
+            let slot = Slot {
                 key: key.clone(),
-                values: Some(Arc::new(values)),
-                deadline,
+                values: Arc::new(values),
+                deadline: index_deadline(&mut self.by_deadline, deadline, hash),
                 used,
-            });
-            let slab = &self.slab;
-            self.table
-                .insert_unique(key.hash_value(), i, |&j| slab.get(j).key.hash_value());
-            if deadline != NEVER {
-                self.by_deadline.insert((deadline, i));
-            }
-            if self.capacity > 0 {
-                self.by_use.insert(used, i);
-            }
+            };
+            self.table.insert_unique(hash, slot, |s| s.key.hash_value());
             return Ok(Committed::Applied { counters });
-        };
-        self.touch(i);
-        let slot = self.slab.get_mut(i);
-        let Some(values) = slot.values.as_mut() else {
+        }
+        self.touch(key);
+        let Some(slot) = self.table.find_mut(hash, |s| s.key == *key) else {
             return Ok(Committed::Missing);
         };
         let counters = if patch
@@ -463,22 +402,19 @@ impl Shard {
             .any(|c| matches!(c, Change::Increment(..)))
         {
             // An increment can fail half-way: work on a copy so the patch is all-or-nothing.
-            let mut copy = Values::clone(values);
+            let mut copy = Values::clone(&slot.values);
             let counters = apply_changes(&mut copy, patch, "memory")?;
-            *values = Arc::new(copy);
+            slot.values = Arc::new(copy);
             counters
         } else {
             // Cannot fail. Copy-on-write: a load still holding the old map keeps it intact.
-            apply_changes(Arc::make_mut(values), patch, "memory")?
+            apply_changes(Arc::make_mut(&mut slot.values), patch, "memory")?
         };
-        let old = std::mem::replace(&mut slot.deadline, deadline);
-        if old != deadline {
-            if old != NEVER {
-                self.by_deadline.remove(&(old, i));
+        if slot.deadline != deadline {
+            if slot.deadline != NEVER {
+                self.by_deadline.remove(&(slot.deadline, hash));
             }
-            if deadline != NEVER {
-                self.by_deadline.insert((deadline, i));
-            }
+            slot.deadline = index_deadline(&mut self.by_deadline, deadline, hash);
         }
         Ok(Committed::Applied { counters })
     }
@@ -492,10 +428,13 @@ impl Store for MemoryStore {
     fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Record>> {
         let now = now();
         let mut shard = lock(self.shard(key));
-        let found = shard.live(key, now).and_then(|i| {
-            shard.touch(i);
-            shard.record(i)
+        let found = shard.live(key, now).map(|s| Record {
+            values: s.values.clone(),
+            expires_at: from_nanos(s.deadline),
         });
+        if found.is_some() {
+            shard.touch(key);
+        }
         StoreFuture::ready(Ok(found))
     }
 
@@ -511,10 +450,8 @@ impl Store for MemoryStore {
 
     fn destroy<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, bool> {
         let now = now();
-        let mut shard = lock(self.shard(key));
-        let removed = shard.find(key).and_then(|i| shard.remove(i));
-        drop(shard);
-        StoreFuture::ready(Ok(removed.is_some_and(|r| to_nanos(r.expires_at) > now)))
+        let removed = lock(self.shard(key)).remove(key);
+        StoreFuture::ready(Ok(removed.is_some_and(|s| s.deadline > now)))
     }
 
     fn destroy_all(&self) -> StoreFuture<'_, u64> {
@@ -523,17 +460,9 @@ impl Store for MemoryStore {
         for shard in self.inner.shards.iter() {
             let mut shard = lock(shard);
             n += shard.live_count(now);
-            let Shard {
-                table,
-                slab,
-                by_deadline,
-                by_use,
-                ..
-            } = &mut *shard;
-            *table = HashTable::new();
-            *slab = Slab::default();
-            by_deadline.clear();
-            by_use.clear();
+            shard.table.clear();
+            shard.by_deadline.clear();
+            shard.by_use.clear();
         }
         self.users().clear();
         StoreFuture::ready(Ok(n))
@@ -564,7 +493,6 @@ impl Store for MemoryStore {
             let mut keys: Vec<&StoreKey> = shard
                 .table
                 .iter()
-                .map(|&i| shard.slab.get(i))
                 .filter(|s| s.deadline > now && after.is_none_or(|a| s.key.as_str() > a))
                 .map(|s| &s.key)
                 .collect();
@@ -619,10 +547,8 @@ impl Store for MemoryStore {
         let keys = users.remove(user).unwrap_or_default();
         let mut ended = Vec::new();
         for key in keys {
-            let mut shard = lock(self.shard(&key));
-            let removed = shard.find(&key).and_then(|i| shard.remove(i));
-            drop(shard);
-            if removed.is_some_and(|r| to_nanos(r.expires_at) > now) {
+            let removed = lock(self.shard(&key)).remove(&key);
+            if removed.is_some_and(|s| s.deadline > now) {
                 ended.push(key);
             }
         }
@@ -633,7 +559,31 @@ impl Store for MemoryStore {
 impl Shard {
     /// Sessions not expired at `now`.
     fn live_count(&self, now: Nanos) -> u64 {
-        let expired = self.by_deadline.range(..=(now, u32::MAX)).count();
+        let expired = self.by_deadline.range(..=(now, u64::MAX)).count();
         (self.table.len() - expired) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_index_entries_stay_unique() {
+        let mut index = BTreeSet::new();
+        assert_eq!(index_deadline(&mut index, 1_000, 7), 1_000);
+        // Same key hash and deadline as another session: a nanosecond earlier.
+        assert_eq!(index_deadline(&mut index, 1_000, 7), 999);
+        assert_eq!(index_deadline(&mut index, 1_000, 8), 1_000);
+        assert_eq!(index_deadline(&mut index, NEVER, 7), NEVER);
+        assert_eq!(index.len(), 3);
+    }
+
+    #[test]
+    fn deadlines_round_trip_through_nanos() {
+        let t = SystemTime::now();
+        assert_eq!(from_nanos(to_nanos(Some(t))), Some(t));
+        assert_eq!(from_nanos(to_nanos(None)), None);
+        assert_eq!(to_nanos(Some(UNIX_EPOCH - Duration::from_secs(1))), 0);
     }
 }
