@@ -17,9 +17,9 @@ use super::{
 /// proportional to what expires and spread over requests, never a stop-the-world scan.
 const SWEEP_PER_WRITE: usize = 16;
 
-/// Expired sessions removed per lock of a shard by [`MemoryStore::purge_expired`]
-/// (about 15 µs of holding it at a million sessions).
-const PURGE_BATCH: usize = 32;
+/// Expired sessions removed per lock of a shard by [`MemoryStore::purge_expired`]: a
+/// request never waits for a purge longer than for a write's own sweep.
+const PURGE_BATCH: usize = SWEEP_PER_WRITE;
 
 /// An in-process store: a sharded concurrent map with an expiry index.
 ///
