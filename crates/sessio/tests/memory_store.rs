@@ -85,3 +85,76 @@ async fn writes_sweep_expired_sessions_of_their_shard() {
     assert_eq!(store.purge_expired(), 0);
     assert_eq!(store.count().await.unwrap(), 1);
 }
+
+/// Random creates, updates, expiries, destroys and purges on one shard, checked against
+/// a plain map after every step.
+#[tokio::test]
+async fn random_operations_keep_the_indexes_consistent() {
+    use std::collections::HashMap;
+
+    let store = MemoryStore::builder().shards(1).build();
+    let keys: Vec<StoreKey> = (0..64)
+        .map(|_| StoreKey::for_id(&RandomIds.generate()))
+        .collect();
+    let mut model: HashMap<usize, Bytes> = HashMap::new();
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    for step in 0..4000u32 {
+        rng = rng
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let k = (rng >> 33) as usize % keys.len();
+        let value = Bytes::from(step.to_string());
+        // A deadline in the past expires the session at once; a long one keeps it.
+        let past = rng >> 62 == 0;
+        let expires_at = if past {
+            SystemTime::now() - Duration::from_secs(1)
+        } else {
+            SystemTime::now() + Duration::from_secs(600)
+        };
+        let op = (rng >> 40) % 4;
+        let patch = Patch {
+            create: op == 0,
+            clear: false,
+            changes: vec![Change::Set("v".into(), value.clone())],
+            expires_at: Some(expires_at),
+        };
+        match op {
+            0 | 1 => {
+                let live = model.contains_key(&k);
+                store.commit(&keys[k], &patch).await.unwrap();
+                if past {
+                    model.remove(&k);
+                } else if live || op == 0 {
+                    model.insert(k, value);
+                }
+            }
+            2 => {
+                let existed = store.destroy(&keys[k]).await.unwrap();
+                assert_eq!(existed, model.remove(&k).is_some(), "step {step}");
+            }
+            _ => {
+                store.purge_expired();
+            }
+        }
+        let loaded = store.load(&keys[k]).await.unwrap();
+        assert_eq!(
+            loaded.and_then(|r| r.values.get("v").map(Bytes::copy_from_slice)),
+            model.get(&k).cloned(),
+            "step {step}"
+        );
+    }
+    assert_eq!(store.count().await.unwrap(), model.len() as u64);
+    let page = store.keys(None, 1000).await.unwrap();
+    let mut listed: Vec<&str> = page.keys.iter().map(StoreKey::as_str).collect();
+    let mut expected: Vec<&str> = model.keys().map(|&k| keys[k].as_str()).collect();
+    listed.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(listed, expected);
+    for (k, key) in keys.iter().enumerate() {
+        let loaded = store.load(key).await.unwrap();
+        assert_eq!(
+            loaded.and_then(|r| r.values.get("v").map(Bytes::copy_from_slice)),
+            model.get(&k).cloned()
+        );
+    }
+}

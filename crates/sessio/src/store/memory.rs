@@ -3,26 +3,36 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard, OnceLock},
-    time::SystemTime,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use arrayvec::ArrayVec;
+use hashbrown::HashTable;
+
 use super::{
-    apply_changes, is_expired, Change, Committed, ExpiryListener, KeyHasher, KeyPage, Patch,
-    Record, Store, StoreError, StoreFuture, StoreKey, Values,
+    apply_changes, Change, Committed, ExpiryListener, KeyHasher, KeyPage, Patch, Record, Store,
+    StoreError, StoreFuture, StoreKey, Values,
 };
 
 /// Expired sessions removed per write, on the shard being written: GC work stays
 /// proportional to what expires and spread over requests, never a stop-the-world scan.
+/// [`MemoryStore::purge_expired`] takes a shard's lock for as many at a time, so a
+/// request never waits for a purge longer than for a write's own sweep.
 const SWEEP_PER_WRITE: usize = 16;
 
 /// An in-process store: a sharded concurrent map with an expiry index.
 ///
 /// - Every operation locks one shard for a few map operations; loads hand out the
 ///   stored values without copying (`Arc`).
-/// - Each shard keeps its sessions ordered by deadline. Every write first removes up
-///   to 16 expired sessions of its shard, and [`MemoryStore::purge_expired`] removes
-///   all of them, so the cost of expiry is proportional to what expires, not to what
-///   lives. An expired session is never returned, swept or not.
+/// - Each shard keeps its sessions in a hash table found by the key's precomputed hash,
+///   and a deadline index of (deadline, key hash) pairs: a session's key is stored
+///   once, and its index entry costs 16 bytes (see docs/decisions.md, "Memory store at
+///   scale").
+/// - Every write first removes up to 16 expired sessions of its shard, and
+///   [`MemoryStore::purge_expired`] removes all of them, so the cost of expiry is
+///   proportional to what expires, not to what lives; the values of removed sessions
+///   are freed after the shard's lock is released. An expired session is never
+///   returned, swept or not.
 /// - Sessions live only as long as the process: use a persistent store to keep them
 ///   across restarts or to share them between servers.
 /// - Optionally bounded ([`MemoryStoreBuilder::capacity`]): when full, creating a
@@ -54,21 +64,69 @@ struct Inner {
 
 #[derive(Default)]
 struct Shard {
-    /// Keys carry their hash: no map operation hashes again.
-    map: HashMap<StoreKey, Slot, KeyHasher>,
-    by_deadline: BTreeSet<(SystemTime, StoreKey)>,
+    /// The sessions, found by the key's precomputed hash (keys are never hashed again).
+    table: HashTable<Slot>,
+    /// Sessions with a deadline, soonest first, as (deadline, key hash): a session
+    /// is found again by its hash, so its key is stored once.
+    by_deadline: BTreeSet<(Nanos, u64)>,
     /// Most sessions this shard holds; 0: unbounded (and no use tracking at all).
     capacity: usize,
-    /// Bounded shards only: sessions by last use (a tick of `clock`), oldest first.
-    by_use: BTreeMap<u64, StoreKey>,
+    /// Bounded shards only: key hashes by last use (a tick of `clock`), oldest first.
+    by_use: BTreeMap<u64, u64>,
     clock: u64,
 }
 
-/// A stored session and, in a bounded store, when it was last used.
+/// A deadline in nanoseconds since the Unix epoch, [`NEVER`] for none: half the size
+/// of an `Option<SystemTime>`, and exact from 1970 to 2554.
+type Nanos = u64;
+
+const NEVER: Nanos = Nanos::MAX;
+
+fn to_nanos(t: Option<SystemTime>) -> Nanos {
+    match t {
+        None => NEVER,
+        // Before 1970: long past, 0 says as much. After 2554: still never reached.
+        Some(t) => t.duration_since(UNIX_EPOCH).map_or(0, |d| {
+            u64::try_from(d.as_nanos()).map_or(NEVER - 1, |n| n.min(NEVER - 1))
+        }),
+    }
+}
+
+fn from_nanos(n: Nanos) -> Option<SystemTime> {
+    (n != NEVER).then(|| UNIX_EPOCH + Duration::from_nanos(n))
+}
+
+fn now() -> Nanos {
+    to_nanos(Some(SystemTime::now()))
+}
+
+/// A session.
 struct Slot {
-    record: Record,
+    key: StoreKey,
+    values: Arc<Values>,
+    /// Expired once `now >= deadline` ([`NEVER`] is above any `now`).
+    deadline: Nanos,
+    /// In a bounded store, when it was last used (a tick of the shard's `clock`).
     used: u64,
 }
+
+/// Indexes `deadline` for the session whose key hashes to `hash`, and returns the
+/// deadline indexed. Entries must be unique for the index to find each session again:
+/// should another session of the shard have the same 64-bit key hash and the same
+/// deadline to the nanosecond, this one expires a nanosecond earlier.
+fn index_deadline(index: &mut BTreeSet<(Nanos, u64)>, mut deadline: Nanos, hash: u64) -> Nanos {
+    while deadline != NEVER && !index.insert((deadline, hash)) {
+        match deadline.checked_sub(1) {
+            Some(d) => deadline = d,
+            None => break,
+        }
+    }
+    deadline
+}
+
+/// Sessions a shard let go of (expired or evicted) with their values: the listener
+/// hears of them, and their values are freed, once the shard's lock is released.
+type Gone = Vec<(StoreKey, Arc<Values>)>;
 
 /// Configures a [`MemoryStore`].
 #[derive(Debug, Clone, Default)]
@@ -164,12 +222,19 @@ impl MemoryStore {
     /// Removes every expired session now, and drops users with no live session from
     /// the user index; returns how many sessions were removed.
     pub fn purge_expired(&self) -> u64 {
-        let now = SystemTime::now();
+        let now = now();
         let mut total = 0;
         for shard in self.inner.shards.iter() {
-            let expired = lock(shard).sweep(now, usize::MAX);
-            total += expired.len() as u64;
-            self.notify(expired);
+            // In batches: requests waiting for this shard wait for one batch at most.
+            loop {
+                let expired = lock(shard).sweep(now);
+                let n = expired.len();
+                total += n as u64;
+                self.notify(expired);
+                if n < SWEEP_PER_WRITE {
+                    break;
+                }
+            }
         }
         let mut users = self.users();
         users.retain(|_, keys| {
@@ -184,171 +249,205 @@ impl MemoryStore {
         self.inner.users.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn is_live(&self, key: &StoreKey, now: SystemTime) -> bool {
-        matches!(lock(self.shard(key)).map.get(key), Some(s) if !is_expired(s.record.expires_at, now))
+    fn is_live(&self, key: &StoreKey, now: Nanos) -> bool {
+        lock(self.shard(key)).live(key, now).is_some()
     }
 
     fn shard(&self, key: &StoreKey) -> &Mutex<Shard> {
-        // High bits: the map inside the shard uses the low ones for its buckets.
+        // High bits: the table inside the shard uses the low ones for its buckets.
         let h = (key.hash_value() >> 32) as usize;
         &self.inner.shards[h & (self.inner.shards.len() - 1)]
     }
 
-    fn notify(&self, expired: Vec<StoreKey>) {
+    /// Reports sessions that a shard let go of; called without any lock held, so that
+    /// freeing their values does not hold up the shard.
+    fn notify(&self, gone: Gone) {
         if let Some(listener) = self.inner.listener.get() {
-            for key in &expired {
+            for (key, _) in &gone {
                 listener(key);
             }
         }
+        warm_up(&gone);
     }
 }
 
-/// A poisoned shard only means a panic elsewhere while it was held; the map itself is
-/// never left half-updated (updates are computed first, then swapped in), so go on.
+/// Reads, level by level for all of `gone` at once, the memory that freeing its values
+/// touches (each `Arc` block, then each values buffer), so that the cache misses of the
+/// sessions overlap instead of coming one after another.
+fn warm_up(gone: &Gone) {
+    let blocks: usize = gone.iter().map(|(_, values)| values.encoded_len()).sum();
+    let buffers: usize = gone
+        .iter()
+        .filter_map(|(_, values)| values.raw_iter().next())
+        .map(|(k, _)| k.len())
+        .sum();
+    std::hint::black_box((blocks, buffers));
+}
+
+/// A poisoned shard only means a panic elsewhere while it was held; the shard itself
+/// is never left half-updated (updates are computed first, then swapped in), so go on.
 fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     shard.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shard {
-    /// Removes up to `budget` expired sessions and returns their keys.
-    fn sweep(&mut self, now: SystemTime, budget: usize) -> Vec<StoreKey> {
-        let mut expired = Vec::new();
-        while expired.len() < budget {
+    /// The session of `key`, live or expired.
+    fn get(&self, key: &StoreKey) -> Option<&Slot> {
+        self.table.find(key.hash_value(), |s| s.key == *key)
+    }
+
+    /// The session of `key` if it is live at `now`.
+    fn live(&self, key: &StoreKey, now: Nanos) -> Option<&Slot> {
+        self.get(key).filter(|s| s.deadline > now)
+    }
+
+    /// Removes up to [`SWEEP_PER_WRITE`] expired sessions and returns them.
+    fn sweep(&mut self, now: Nanos) -> Gone {
+        let mut due = ArrayVec::<(Nanos, u64), SWEEP_PER_WRITE>::new();
+        while !due.is_full() {
             match self.by_deadline.first() {
-                Some((deadline, _)) if *deadline <= now => {}
+                Some(&(deadline, _)) if deadline <= now => {}
                 _ => break,
             }
-            if let Some((_, key)) = self.by_deadline.pop_first() {
-                if let Some(slot) = self.map.remove(&key) {
-                    self.forget_use(slot.used);
-                }
-                expired.push(key);
+            if let Some(entry) = self.by_deadline.pop_first() {
+                due.push(entry);
             }
         }
-        expired
-    }
-
-    fn remove(&mut self, key: &StoreKey) -> Option<Record> {
-        let slot = self.map.remove(key)?;
-        if let Some(t) = slot.record.expires_at {
-            self.by_deadline.remove(&(t, key.clone()));
+        if due.is_empty() {
+            return Vec::new();
         }
-        self.forget_use(slot.used);
-        Some(slot.record)
+        // Look them all up first: their cache misses overlap instead of coming one
+        // after another, which is most of the cost at a million sessions.
+        let warm: usize = due
+            .iter()
+            .filter_map(|&(deadline, hash)| {
+                self.table.find(hash, |s| {
+                    s.key.hash_value() == hash && s.deadline == deadline
+                })
+            })
+            .map(|s| s.values.len())
+            .sum();
+        std::hint::black_box(warm);
+        let mut gone = Vec::with_capacity(due.len());
+        for (deadline, hash) in due {
+            let is = |s: &Slot| s.key.hash_value() == hash && s.deadline == deadline;
+            if let Some(slot) = self.take(hash, is) {
+                gone.push((slot.key, slot.values));
+            }
+        }
+        gone
     }
 
-    fn forget_use(&mut self, used: u64) {
+    /// Takes the session that hashes to `hash` and satisfies `is` out of the table and
+    /// the use index (the callers deal with the deadline index).
+    fn take(&mut self, hash: u64, is: impl FnMut(&Slot) -> bool) -> Option<Slot> {
+        let (slot, _) = self.table.find_entry(hash, is).ok()?.remove();
         if self.capacity > 0 {
-            self.by_use.remove(&used);
+            self.by_use.remove(&slot.used);
         }
+        Some(slot)
     }
 
-    /// A tick for a session just used (bounded shards; 0 otherwise).
-    fn next_use(&mut self, key: &StoreKey) -> u64 {
-        if self.capacity == 0 {
-            return 0;
+    /// Removes the session of `key` from every index.
+    fn remove(&mut self, key: &StoreKey) -> Option<Slot> {
+        let hash = key.hash_value();
+        let slot = self.take(hash, |s| s.key == *key)?;
+        if slot.deadline != NEVER {
+            self.by_deadline.remove(&(slot.deadline, hash));
         }
-        self.clock += 1;
-        self.by_use.insert(self.clock, key.clone());
-        self.clock
+        Some(slot)
     }
 
-    /// Marks a stored session as just used.
+    /// Marks the session of `key` as just used (bounded shards only).
     fn touch(&mut self, key: &StoreKey) {
         if self.capacity == 0 {
             return;
         }
-        let Some(old) = self.map.get(key).map(|slot| slot.used) else {
+        let hash = key.hash_value();
+        let Some(slot) = self.table.find_mut(hash, |s| s.key == *key) else {
             return;
         };
+        self.clock += 1;
+        let old = std::mem::replace(&mut slot.used, self.clock);
         self.by_use.remove(&old);
-        let used = self.next_use(key);
-        if let Some(slot) = self.map.get_mut(key) {
-            slot.used = used;
-        }
+        self.by_use.insert(self.clock, hash);
     }
 
-    /// Evicts least recently used sessions until one more fits; returns their keys.
-    fn make_room(&mut self, gone: &mut Vec<StoreKey>) {
-        while self.capacity > 0 && self.map.len() >= self.capacity {
-            let Some((_, key)) = self.by_use.pop_first() else {
+    /// Evicts least recently used sessions until one more fits.
+    fn make_room(&mut self, gone: &mut Gone) {
+        while self.capacity > 0 && self.table.len() >= self.capacity {
+            let Some((used, hash)) = self.by_use.pop_first() else {
                 break;
             };
-            if let Some(slot) = self.map.remove(&key) {
-                if let Some(t) = slot.record.expires_at {
-                    self.by_deadline.remove(&(t, key.clone()));
+            let is = |s: &Slot| s.key.hash_value() == hash && s.used == used;
+            if let Ok(entry) = self.table.find_entry(hash, is) {
+                let (slot, _) = entry.remove();
+                if slot.deadline != NEVER {
+                    self.by_deadline.remove(&(slot.deadline, hash));
                 }
+                gone.push((slot.key, slot.values));
             }
-            gone.push(key);
         }
     }
 
-    fn set_deadline(&mut self, key: &StoreKey, old: Option<SystemTime>, new: Option<SystemTime>) {
-        if old == new {
-            return;
-        }
-        if let Some(t) = old {
-            self.by_deadline.remove(&(t, key.clone()));
-        }
-        if let Some(t) = new {
-            self.by_deadline.insert((t, key.clone()));
-        }
-    }
-}
-
-impl Shard {
     fn commit(
         &mut self,
         key: &StoreKey,
         patch: &Patch,
-        now: SystemTime,
-        gone: &mut Vec<StoreKey>,
+        now: Nanos,
+        gone: &mut Gone,
     ) -> Result<Committed, StoreError> {
-        let live = matches!(self.map.get(key), Some(s) if !is_expired(s.record.expires_at, now));
-        if !live {
+        let hash = key.hash_value();
+        let deadline = to_nanos(patch.expires_at);
+        if self.live(key, now).is_none() {
             if !patch.create {
                 return Ok(Committed::Missing);
             }
-            // An expired record under a fresh id: drop it (and its index entry) first.
+            // An expired record under a fresh id: drop it (and its index entries) first.
             self.remove(key);
             let mut values = Values::default();
             let counters = apply_changes(&mut values, patch, "memory")?;
             self.make_room(gone);
-            self.set_deadline(key, None, patch.expires_at);
-            let used = self.next_use(key);
-            self.map.insert(
-                key.clone(),
-                Slot {
-                    record: Record {
-                        values: Arc::new(values),
-                        expires_at: patch.expires_at,
-                    },
-                    used,
-                },
-            );
+            let used = if self.capacity > 0 {
+                self.clock += 1;
+                self.by_use.insert(self.clock, hash);
+                self.clock
+            } else {
+                0
+            };
+            let slot = Slot {
+                key: key.clone(),
+                values: Arc::new(values),
+                deadline: index_deadline(&mut self.by_deadline, deadline, hash),
+                used,
+            };
+            self.table.insert_unique(hash, slot, |s| s.key.hash_value());
             return Ok(Committed::Applied { counters });
         }
         self.touch(key);
-        let Some(record) = self.map.get_mut(key).map(|slot| &mut slot.record) else {
+        let Some(slot) = self.table.find_mut(hash, |s| s.key == *key) else {
             return Ok(Committed::Missing);
         };
-        let old_deadline = record.expires_at;
         let counters = if patch
             .changes
             .iter()
             .any(|c| matches!(c, Change::Increment(..)))
         {
             // An increment can fail half-way: work on a copy so the patch is all-or-nothing.
-            let mut copy = Values::clone(&record.values);
+            let mut copy = Values::clone(&slot.values);
             let counters = apply_changes(&mut copy, patch, "memory")?;
-            record.values = Arc::new(copy);
+            slot.values = Arc::new(copy);
             counters
         } else {
             // Cannot fail. Copy-on-write: a load still holding the old map keeps it intact.
-            apply_changes(Arc::make_mut(&mut record.values), patch, "memory")?
+            apply_changes(Arc::make_mut(&mut slot.values), patch, "memory")?
         };
-        record.expires_at = patch.expires_at;
-        self.set_deadline(key, old_deadline, patch.expires_at);
+        if slot.deadline != deadline {
+            if slot.deadline != NEVER {
+                self.by_deadline.remove(&(slot.deadline, hash));
+            }
+            slot.deadline = index_deadline(&mut self.by_deadline, deadline, hash);
+        }
         Ok(Committed::Applied { counters })
     }
 }
@@ -359,14 +458,12 @@ impl Store for MemoryStore {
     }
 
     fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<Record>> {
-        let now = SystemTime::now();
+        let now = now();
         let mut shard = lock(self.shard(key));
-        let found = shard
-            .map
-            .get(key)
-            .map(|slot| &slot.record)
-            .filter(|r| !is_expired(r.expires_at, now))
-            .cloned();
+        let found = shard.live(key, now).map(|s| Record {
+            values: s.values.clone(),
+            expires_at: from_nanos(s.deadline),
+        });
         if found.is_some() {
             shard.touch(key);
         }
@@ -374,32 +471,28 @@ impl Store for MemoryStore {
     }
 
     fn commit<'a>(&'a self, key: &'a StoreKey, patch: &'a Patch) -> StoreFuture<'a, Committed> {
-        let now = SystemTime::now();
+        let now = now();
         let mut shard = lock(self.shard(key));
-        let mut expired = shard.sweep(now, SWEEP_PER_WRITE);
-        let result = shard.commit(key, patch, now, &mut expired);
+        let mut gone = shard.sweep(now);
+        let result = shard.commit(key, patch, now, &mut gone);
         drop(shard);
-        self.notify(expired);
+        self.notify(gone);
         StoreFuture::ready(result)
     }
 
     fn destroy<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, bool> {
-        let now = SystemTime::now();
+        let now = now();
         let removed = lock(self.shard(key)).remove(key);
-        StoreFuture::ready(Ok(removed.is_some_and(|r| !is_expired(r.expires_at, now))))
+        StoreFuture::ready(Ok(removed.is_some_and(|s| s.deadline > now)))
     }
 
     fn destroy_all(&self) -> StoreFuture<'_, u64> {
-        let now = SystemTime::now();
+        let now = now();
         let mut n = 0;
         for shard in self.inner.shards.iter() {
             let mut shard = lock(shard);
-            n += shard
-                .map
-                .values()
-                .filter(|s| !is_expired(s.record.expires_at, now))
-                .count() as u64;
-            shard.map.clear();
+            n += shard.live_count(now);
+            shard.table.clear();
             shard.by_deadline.clear();
             shard.by_use.clear();
         }
@@ -408,17 +501,13 @@ impl Store for MemoryStore {
     }
 
     fn count(&self) -> StoreFuture<'_, u64> {
-        let now = SystemTime::now();
-        let mut n = 0;
-        for shard in self.inner.shards.iter() {
-            let shard = lock(shard);
-            let expired = shard
-                .by_deadline
-                .iter()
-                .take_while(|(t, _)| *t <= now)
-                .count();
-            n += (shard.map.len() - expired) as u64;
-        }
+        let now = now();
+        let n = self
+            .inner
+            .shards
+            .iter()
+            .map(|shard| lock(shard).live_count(now))
+            .sum();
         StoreFuture::ready(Ok(n))
     }
 
@@ -428,18 +517,16 @@ impl Store for MemoryStore {
             Some((s, k)) => (s.parse::<usize>().unwrap_or(usize::MAX), Some(k)),
             None => (0, None),
         };
-        let now = SystemTime::now();
+        let now = now();
         let limit = limit.max(1);
         let mut page = KeyPage::default();
         while shard_ix < self.inner.shards.len() && page.keys.len() < limit {
             let shard = lock(&self.inner.shards[shard_ix]);
             let mut keys: Vec<&StoreKey> = shard
-                .map
+                .table
                 .iter()
-                .filter(|(k, s)| {
-                    !is_expired(s.record.expires_at, now) && after.is_none_or(|a| k.as_str() > a)
-                })
-                .map(|(k, _)| k)
+                .filter(|s| s.deadline > now && after.is_none_or(|a| s.key.as_str() > a))
+                .map(|s| &s.key)
                 .collect();
             keys.sort_unstable();
             let room = limit - page.keys.len();
@@ -476,7 +563,7 @@ impl Store for MemoryStore {
         key: &'a StoreKey,
         _expires_at: Option<SystemTime>,
     ) -> StoreFuture<'a, ()> {
-        let now = SystemTime::now();
+        let now = now();
         let mut users = self.users();
         let keys = users.entry(user.to_owned()).or_default();
         // Hygiene: forget sessions that ended, so that the index stays as small as the
@@ -487,16 +574,48 @@ impl Store for MemoryStore {
     }
 
     fn destroy_user<'a>(&'a self, user: &'a str) -> StoreFuture<'a, Vec<StoreKey>> {
-        let now = SystemTime::now();
+        let now = now();
         let mut users = self.users();
         let keys = users.remove(user).unwrap_or_default();
         let mut ended = Vec::new();
         for key in keys {
             let removed = lock(self.shard(&key)).remove(&key);
-            if removed.is_some_and(|r| !is_expired(r.expires_at, now)) {
+            if removed.is_some_and(|s| s.deadline > now) {
                 ended.push(key);
             }
         }
         StoreFuture::ready(Ok(ended))
+    }
+}
+
+impl Shard {
+    /// Sessions not expired at `now`.
+    fn live_count(&self, now: Nanos) -> u64 {
+        let expired = self.by_deadline.range(..=(now, u64::MAX)).count();
+        (self.table.len() - expired) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_index_entries_stay_unique() {
+        let mut index = BTreeSet::new();
+        assert_eq!(index_deadline(&mut index, 1_000, 7), 1_000);
+        // Same key hash and deadline as another session: a nanosecond earlier.
+        assert_eq!(index_deadline(&mut index, 1_000, 7), 999);
+        assert_eq!(index_deadline(&mut index, 1_000, 8), 1_000);
+        assert_eq!(index_deadline(&mut index, NEVER, 7), NEVER);
+        assert_eq!(index.len(), 3);
+    }
+
+    #[test]
+    fn deadlines_round_trip_through_nanos() {
+        let t = SystemTime::now();
+        assert_eq!(from_nanos(to_nanos(Some(t))), Some(t));
+        assert_eq!(from_nanos(to_nanos(None)), None);
+        assert_eq!(to_nanos(Some(UNIX_EPOCH - Duration::from_secs(1))), 0);
     }
 }
