@@ -325,7 +325,7 @@ impl Shard {
                     s.key.hash_value() == hash && s.deadline == deadline
                 })
             })
-            .map(|s| s.values.len())
+            .map(|s| s.values.encoded_len())
             .sum();
         std::hint::black_box(warm);
         let mut gone = Vec::with_capacity(due.len());
