@@ -16,6 +16,11 @@ pub(crate) async fn serve(opts: Opts) -> Result<(), String> {
         "tower-memory" => tower::router(tower_sessions::MemoryStore::default()),
         "tower-redis" => tower::router(tower::redis_store(&opts.redis).await?),
         "sessio-axum-memory" => sessio_router(Arc::new(MemoryStore::new()))?,
+        "sessio-axum-redb"
+        | "sessio-axum-fs"
+        | "sessio-axum-sqlite"
+        | "sessio-axum-postgres"
+        | "sessio-axum-mysql" => sessio_router(persistent_store(&opts.variant).await?)?,
         "sessio-axum-redis" => sessio_router(sessio_redis_store(&opts.redis).await?)?,
         "sessio-axum-redis-cached" => sessio_router(cached_redis_store(&opts.redis).await?)?,
         other => return Err(format!("{other} is not an axum variant")),
@@ -26,10 +31,18 @@ pub(crate) async fn serve(opts: Opts) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", opts.addr))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     announce(&opts, local);
-    tokio::select! {
+    let result = tokio::select! {
         served = axum::serve(listener, app) => served.map_err(|e| e.to_string()),
         () = shutdown_signal() => Ok(()),
-    }
+    };
+    // The embedded stores' files (absent for the other variants).
+    let _ = std::fs::remove_dir_all(scratch_dir());
+    result
+}
+
+/// Where the embedded stores of this server process keep their files.
+fn scratch_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("sessio-compare-{}", std::process::id()))
 }
 
 /// sessio's Redis store as the library's users get it (`RedisStore::connect`: default
@@ -58,6 +71,31 @@ async fn cached_redis_store(url: &str) -> Result<Arc<dyn Store>, String> {
     // Tracking lasts as long as the server process.
     std::mem::forget(tracker);
     Ok(Arc::new(cache))
+}
+
+/// The persistent stores, each fresh per server start: redb, filesystem and SQLite in a
+/// new temporary directory; PostgreSQL and MariaDB in their `test` databases (the
+/// tables are emptied first), at `COMPARE_POSTGRES` / `COMPARE_MYSQL` if set.
+async fn persistent_store(variant: &str) -> Result<Arc<dyn Store>, String> {
+    let dir = scratch_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let env_or = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.into());
+    let spec = match variant {
+        "sessio-axum-redb" => format!("redb:{}", dir.join("sessions.redb").display()),
+        "sessio-axum-fs" => format!("fs:{}", dir.join("sessions").display()),
+        "sessio-axum-sqlite" => format!("sqlite:{}", dir.join("sessions.db").display()),
+        "sessio-axum-postgres" => env_or(
+            "COMPARE_POSTGRES",
+            "postgres://postgres@127.0.0.1:5432/test",
+        ),
+        _ => env_or("COMPARE_MYSQL", "mysql://root@127.0.0.1:3306/test"),
+    };
+    let opened = sessio_spec::open(&spec, sessio_spec::Mode::Serve)
+        .await
+        .map_err(|e| e.to_string())?;
+    let store = opened.into_store();
+    store.destroy_all().await.map_err(|e| e.to_string())?;
+    Ok(store)
 }
 
 /// A sessio manager with the library's defaults on `store` (30-minute sliding idle

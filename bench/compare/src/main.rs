@@ -18,6 +18,12 @@
 //!   increment, so theirs is a get + insert, the same work as `/hit`.
 //! - `GET /healthz`: `ok`, outside the session layer (start-up probe).
 //!
+//! The sessio-axum variants run on every store: memory, Redis (with and without the
+//! tiered cache), and the persistent ones, each fresh per start: redb, filesystem and
+//! SQLite in a temporary directory (removed at exit), PostgreSQL and MariaDB in the
+//! `test` databases at `COMPARE_POSTGRES` / `COMPARE_MYSQL` (defaults: the local
+//! servers), emptied first.
+//!
 //! Once listening, the server prints `compare-server VARIANT listening on http://ADDR`
 //! on stdout; SIGTERM or SIGINT stops it with a normal exit (callgrind needs one to
 //! write its totals).
@@ -40,6 +46,11 @@ const VARIANTS: &[&str] = &[
     "tower-redis",
     "sessio-axum-redis",
     "sessio-axum-redis-cached",
+    "sessio-axum-redb",
+    "sessio-axum-fs",
+    "sessio-axum-sqlite",
+    "sessio-axum-postgres",
+    "sessio-axum-mysql",
     "actix-bare",
     "actix-session-cookie",
     "sessio-actix-cookie",
