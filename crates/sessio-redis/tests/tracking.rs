@@ -103,15 +103,7 @@ async fn a_write_on_one_server_reaches_the_other_cache_within_the_window() {
             .commit(&key, &patch(false, vec![set(&want)]))
             .await
             .unwrap();
-        let acked = Instant::now();
-        loop {
-            if read(&a.cache, &key, "v").await.as_deref() == Some(want.as_str()) {
-                break;
-            }
-            assert!(acked.elapsed() < WINDOW, "A still stale after {WINDOW:?}");
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        }
-        windows.push(acked.elapsed());
+        windows.push(visible_within_window(&a, &key, &want).await);
     }
     windows.sort();
     println!(
@@ -122,13 +114,15 @@ async fn a_write_on_one_server_reaches_the_other_cache_within_the_window() {
     a.cache.destroy_all().await.unwrap();
 }
 
-/// Waits until `server` reads `want`, failing after [`WINDOW`].
-async fn visible_within_window(server: &Server, key: &StoreKey, want: &str) {
+/// Waits until `server` reads `want`, failing after [`WINDOW`]; returns how long it
+/// took (the invalidation window of that write).
+async fn visible_within_window(server: &Server, key: &StoreKey, want: &str) -> Duration {
     let acked = Instant::now();
     while read(&server.cache, key, "v").await.as_deref() != Some(want) {
         assert!(acked.elapsed() < WINDOW, "still stale after {WINDOW:?}");
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
+    acked.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread")]
