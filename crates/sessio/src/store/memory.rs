@@ -124,6 +124,13 @@ fn index_deadline(index: &mut BTreeSet<(Nanos, u64)>, mut deadline: Nanos, hash:
     deadline
 }
 
+/// Drops the index entry of a session's `deadline` (sessions without one have none).
+fn unindex_deadline(index: &mut BTreeSet<(Nanos, u64)>, deadline: Nanos, hash: u64) {
+    if deadline != NEVER {
+        index.remove(&(deadline, hash));
+    }
+}
+
 /// Sessions a shard let go of (expired or evicted) with their values: the listener
 /// hears of them, and their values are freed, once the shard's lock is released.
 type Gone = Vec<(StoreKey, Arc<Values>)>;
@@ -301,6 +308,12 @@ impl Shard {
         self.get(key).filter(|s| s.deadline > now)
     }
 
+    /// Sessions not expired at `now`.
+    fn live_count(&self, now: Nanos) -> u64 {
+        let expired = self.by_deadline.range(..=(now, u64::MAX)).count();
+        (self.table.len() - expired) as u64
+    }
+
     /// Removes up to [`SWEEP_PER_WRITE`] expired sessions and returns them.
     fn sweep(&mut self, now: Nanos) -> Gone {
         let mut due = ArrayVec::<(Nanos, u64), SWEEP_PER_WRITE>::new();
@@ -348,14 +361,16 @@ impl Shard {
         Some(slot)
     }
 
+    /// Takes the session that hashes to `hash` and satisfies `is` out of every index.
+    fn remove_where(&mut self, hash: u64, is: impl FnMut(&Slot) -> bool) -> Option<Slot> {
+        let slot = self.take(hash, is)?;
+        unindex_deadline(&mut self.by_deadline, slot.deadline, hash);
+        Some(slot)
+    }
+
     /// Removes the session of `key` from every index.
     fn remove(&mut self, key: &StoreKey) -> Option<Slot> {
-        let hash = key.hash_value();
-        let slot = self.take(hash, |s| s.key == *key)?;
-        if slot.deadline != NEVER {
-            self.by_deadline.remove(&(slot.deadline, hash));
-        }
-        Some(slot)
+        self.remove_where(key.hash_value(), |s| s.key == *key)
     }
 
     /// Marks the session of `key` as just used (bounded shards only).
@@ -380,11 +395,7 @@ impl Shard {
                 break;
             };
             let is = |s: &Slot| s.key.hash_value() == hash && s.used == used;
-            if let Ok(entry) = self.table.find_entry(hash, is) {
-                let (slot, _) = entry.remove();
-                if slot.deadline != NEVER {
-                    self.by_deadline.remove(&(slot.deadline, hash));
-                }
+            if let Some(slot) = self.remove_where(hash, is) {
                 gone.push((slot.key, slot.values));
             }
         }
@@ -443,9 +454,7 @@ impl Shard {
             apply_changes(Arc::make_mut(&mut slot.values), patch, "memory")?
         };
         if slot.deadline != deadline {
-            if slot.deadline != NEVER {
-                self.by_deadline.remove(&(slot.deadline, hash));
-            }
+            unindex_deadline(&mut self.by_deadline, slot.deadline, hash);
             slot.deadline = index_deadline(&mut self.by_deadline, deadline, hash);
         }
         Ok(Committed::Applied { counters })
@@ -585,14 +594,6 @@ impl Store for MemoryStore {
             }
         }
         StoreFuture::ready(Ok(ended))
-    }
-}
-
-impl Shard {
-    /// Sessions not expired at `now`.
-    fn live_count(&self, now: Nanos) -> u64 {
-        let expired = self.by_deadline.range(..=(now, u64::MAX)).count();
-        (self.table.len() - expired) as u64
     }
 }
 
