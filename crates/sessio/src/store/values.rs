@@ -150,11 +150,6 @@ impl Values {
         *self = kept;
     }
 
-    /// Gives back spare capacity (for maps kept for long, as a memory store does).
-    pub fn shrink_to_fit(&mut self) {
-        self.buf.shrink_to_fit();
-    }
-
     /// Every key and its value.
     pub fn iter(&self) -> Iter<'_> {
         Iter {
