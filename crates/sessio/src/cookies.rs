@@ -39,10 +39,11 @@ pub(crate) enum RequestCookie {
 
 /// Reads the session cookie from raw `Cookie` header values.
 ///
-/// Cookie headers are attacker controlled: non-UTF-8 headers and malformed pairs are
-/// skipped, values that do not decode or verify are ignored, and nothing here panics.
-/// If a name is repeated, the first acceptable value wins (browsers send the most
-/// specific path first).
+/// Cookie headers are attacker controlled: malformed pairs and values that are not
+/// UTF-8 are skipped (one bad cookie of another application does not hide ours),
+/// values that do not decode or verify are ignored, and nothing here panics. If a name
+/// is repeated, the first acceptable value wins (browsers send the most specific path
+/// first).
 pub(crate) fn read<'a>(
     headers: impl IntoIterator<Item = &'a [u8]>,
     config: &CookieConfig,
@@ -52,8 +53,12 @@ pub(crate) fn read<'a>(
     let name = config.name.as_str();
     match client {
         None => pairs
-            .filter(|(n, _)| *n == name)
-            .find_map(|(_, value)| config.id_cookie.decode(name, value))
+            .filter(|(n, _)| *n == name.as_bytes())
+            .find_map(|(_, value)| {
+                config
+                    .id_cookie
+                    .decode(name, std::str::from_utf8(value).ok()?)
+            })
             .map_or(RequestCookie::None, |(id, rotated)| RequestCookie::Id {
                 id,
                 rotated,
@@ -62,48 +67,74 @@ pub(crate) fn read<'a>(
     }
 }
 
-/// The `(name, value)` pairs of raw `Cookie` header values, exactly as the `cookie`
-/// crate's `Cookie::split_parse` yields them (a property test holds the two equal):
-/// pieces between `;`, each split at its first `=`, name and value trimmed, pairs with
-/// no `=` or an empty name skipped. Written out because that function builds a whole
-/// `Cookie` (attributes and all) for every pair, and a request carries many cookies of
-/// which only one matters: this costs a fraction as much.
+/// The `(name, value)` pairs of raw `Cookie` header values, as the `cookie` crate's
+/// `Cookie::split_parse` yields them from UTF-8 text (a property test holds the two
+/// equal): pieces between `;`, each split at its first `=`, name and value trimmed of
+/// whitespace, pairs with no `=` or an empty name skipped.
+///
+/// Written out on bytes because a request carries many cookies of which only one
+/// matters: `split_parse` builds a whole `Cookie` (attributes and all) for every pair
+/// and needs the whole header to be UTF-8, while here only the value that is used gets
+/// checked. `;` and `=` never occur inside a multi-byte UTF-8 sequence, so splitting
+/// bytes splits the text at the same places.
 fn pairs<'a>(
     headers: impl IntoIterator<Item = &'a [u8]>,
-) -> impl Iterator<Item = (&'a str, &'a str)> {
+) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
     headers
         .into_iter()
-        .filter_map(|raw| std::str::from_utf8(raw).ok())
-        .flat_map(|header| header.split(';'))
+        .flat_map(|header| header.split(|&b| b == b';'))
         .filter_map(|piece| {
-            let (name, value) = piece.split_once('=')?;
-            let name = name.trim();
-            (!name.is_empty()).then(|| (name, value.trim()))
+            let eq = piece.iter().position(|&b| b == b'=')?;
+            let (name, value) = (&piece[..eq], &piece[eq + 1..]);
+            let name = trim(name)?;
+            (!name.is_empty()).then_some((name, trim(value)?))
         })
 }
 
+/// `str::trim` on bytes: ASCII whitespace directly, and where a non-ASCII byte is left
+/// at either end, through `str` (`None` when that part is not UTF-8).
+fn trim(bytes: &[u8]) -> Option<&[u8]> {
+    // `char::is_whitespace` below 0x80 (`u8::is_ascii_whitespace` lacks the vertical tab).
+    let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let start = bytes.iter().position(|b| !space(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !space(b))
+        .map_or(start, |i| i + 1);
+    let trimmed = &bytes[start..end];
+    match (trimmed.first(), trimmed.last()) {
+        (Some(first), Some(last)) if !first.is_ascii() || !last.is_ascii() => {
+            std::str::from_utf8(trimmed)
+                .ok()
+                .map(|text| text.trim().as_bytes())
+        }
+        _ => Some(trimmed),
+    }
+}
+
 fn read_sealed<'c>(
-    pairs: impl Iterator<Item = (&'c str, &'c str)>,
+    pairs: impl Iterator<Item = (&'c [u8], &'c [u8])>,
     name: &str,
     store: &CookieStore,
 ) -> RequestCookie {
+    let text = |value: &[u8]| std::str::from_utf8(value).ok().map(str::to_owned);
     let mut first: Option<String> = None;
     let mut parts: Vec<Option<String>> = vec![None; store.max_cookies];
     let mut chunks = 0;
     for (cookie, value) in pairs {
-        if cookie == name {
+        if cookie == name.as_bytes() {
             if first.is_none() {
-                first = Some(value.to_owned());
+                first = text(value);
             }
         } else if let Some(ix) = cookie
-            .strip_prefix(name)
-            .and_then(|rest| rest.strip_prefix('.'))
-            .and_then(|n| n.parse::<usize>().ok())
+            .strip_prefix(name.as_bytes())
+            .and_then(|rest| rest.strip_prefix(b"."))
+            .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
             .filter(|&i| i >= 1 && i < store.max_cookies)
         {
             chunks = chunks.max(ix);
             if parts[ix].is_none() {
-                parts[ix] = Some(value.to_owned());
+                parts[ix] = text(value);
             }
         }
     }
@@ -306,12 +337,15 @@ mod tests {
                     Just(" "), Just("\t"), Just(";"), Just("; "), Just("="), Just("=="),
                     Just("sessio"), Just("sessio.1"), Just("a"), Just("v4l"), Just("\""),
                     Just("\u{a0}"), Just("\u{2003}"), Just("é"), Just(","), Just("\0"),
+                    Just("\u{b}"), Just("\u{85}"), Just("\u{3000}"), Just("\u{1c}"),
                 ],
                 0..24,
             )
         ) {
             let header = parts.concat();
-            let ours: Vec<(&str, &str)> = pairs([header.as_bytes()]).collect();
+            let ours: Vec<(&str, &str)> = pairs([header.as_bytes()])
+                .map(|(n, v)| (std::str::from_utf8(n).unwrap(), std::str::from_utf8(v).unwrap()))
+                .collect();
             let theirs: Vec<(String, String)> = Cookie::split_parse(header.as_str())
                 .filter_map(Result::ok)
                 .map(|c| (c.name().to_owned(), c.value().to_owned()))
@@ -341,6 +375,23 @@ mod tests {
         assert_eq!(find(b"sessio=bad;id; sessio=good"), Some("bad".into()));
         assert_eq!(find(b"sessio=a%20b; sessio=second"), Some("second".into()));
         assert_eq!(find(&[b's', 0xff, 0xfe]), None);
+        // Whitespace as `str::trim` sees it, ASCII or not.
+        assert_eq!(find(b"\x0b sessio =\tabc\x0b"), Some("abc".into()));
+        assert_eq!(
+            find("\u{a0}sessio\u{3000}=abc\u{85}".as_bytes()),
+            Some("abc".into())
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_hide_only_their_own_cookie() {
+        assert_eq!(find(b"other=\xff\xfe; sessio=abc"), Some("abc".into()));
+        assert_eq!(
+            find(b"sessio=ab\xffc; sessio=second"),
+            Some("second".into())
+        );
+        assert_eq!(find(b"\xffsessio=abc"), None);
+        assert_eq!(find(b"sessio\xa0=abc"), None);
         assert_eq!(find(&vec![b'a'; 8192]), None);
     }
 
