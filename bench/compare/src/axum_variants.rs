@@ -57,7 +57,10 @@ pub(crate) async fn sessio_redis_store(url: &str) -> Result<Arc<dyn Store>, Stri
 /// sessio's Redis store behind a `sessio-tiered` cache kept coherent by Redis client
 /// tracking (room for 100,000 sessions).
 async fn cached_redis_store(url: &str) -> Result<Arc<dyn Store>, String> {
-    let redis = sessio_redis::RedisStore::connect(url)
+    let redis = sessio_redis::RedisStore::builder(url)
+        .map_err(|e| format!("sessio-redis: bad URL {url}: {e}"))?
+        .tracking()
+        .connect()
         .await
         .map_err(|e| format!("sessio-redis: cannot connect to {url}: {e}"))?;
     let cache = sessio_tiered::TieredStore::builder(redis.clone())

@@ -46,6 +46,9 @@ pub struct RedisStoreBuilder {
     command_timeout: Duration,
     connect_timeout: Duration,
     reconnect_max_delay: Duration,
+    /// Speak RESP3, for [`RedisStore::track_changes`](crate::RedisStore::track_changes).
+    #[cfg(feature = "tracking")]
+    tracking: bool,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -69,6 +72,8 @@ impl RedisStoreBuilder {
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             reconnect_max_delay: Duration::from_secs(2),
+            #[cfg(feature = "tracking")]
+            tracking: false,
         }
     }
 
@@ -109,6 +114,31 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Makes the store able to [`track_changes`](crate::RedisStore::track_changes):
+    /// its connections speak RESP3, which carries the server's invalidations on the
+    /// pool's own connections (Redis 6 or later). Off by default because fred decodes
+    /// RESP3 replies at a higher cost: about 5,000 more instructions for a request that
+    /// loads and commits a session (docs/benchmarks.md), paid only by stores that
+    /// track.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sessio_redis::Error> {
+    /// use sessio_redis::RedisStore;
+    ///
+    /// let store = RedisStore::builder("redis://127.0.0.1:6379/0")?
+    ///     .tracking()
+    ///     .connect()
+    ///     .await?;
+    /// let tracker = store.track_changes(|change| println!("{change:?}")).await?;
+    /// # drop(tracker); Ok(()) }
+    /// ```
+    #[cfg(feature = "tracking")]
+    #[must_use]
+    pub fn tracking(mut self) -> Self {
+        self.tracking = true;
+        self
+    }
+
     /// The longest pause between reconnection attempts after Redis went away
     /// (default 2 s; attempts start after 100 ms and back off exponentially). The
     /// store keeps trying forever, so it recovers by itself when Redis comes back.
@@ -133,7 +163,7 @@ impl RedisStoreBuilder {
         // Change tracking runs on the pool's own connections, and RESP3 carries the
         // invalidations on them.
         #[cfg(feature = "tracking")]
-        {
+        if self.tracking {
             config.version = fred::types::RespVersion::RESP3;
         }
         // Return the first connection error to `connect` instead of retrying forever.

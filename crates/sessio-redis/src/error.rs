@@ -34,6 +34,12 @@ pub enum Error {
     /// that the URL's host, port and credentials are right.
     #[error("could not connect to Redis")]
     Connect(#[source] BoxError),
+    /// [`RedisStore::track_changes`](crate::RedisStore::track_changes) on a store built
+    /// without [`RedisStoreBuilder::tracking`](crate::RedisStoreBuilder::tracking),
+    /// whose connections speak RESP2 and so cannot receive invalidations.
+    #[cfg(feature = "tracking")]
+    #[error("change tracking needs a store built with `RedisStoreBuilder::tracking()` (RESP3)")]
+    NotTracking,
 }
 
 impl Error {

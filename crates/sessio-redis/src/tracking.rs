@@ -19,8 +19,8 @@ use std::{
 
 use fred::{
     clients::{Client, Pool},
-    interfaces::{EventInterface, TrackingInterface},
-    types::client::Invalidation,
+    interfaces::{ClientLike, EventInterface, TrackingInterface},
+    types::{client::Invalidation, RespVersion},
 };
 use sessio::{store::Tracked, StoreKey};
 use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
@@ -85,7 +85,9 @@ impl RedisStore {
     ///
     /// The store's own commits are not reported (tracking runs on the pool
     /// connections with `NOLOOP`), so a cache in front of the store keeps what it
-    /// just committed. Needs Redis 6 or later: with this feature the pool speaks RESP3.
+    /// just committed. Needs Redis 6 or later and a store built with
+    /// [`RedisStoreBuilder::tracking`](crate::RedisStoreBuilder::tracking) (RESP3);
+    /// other stores fail with [`Error::NotTracking`].
     /// The other side of it: a write made through this store (or its
     /// [`pool`](RedisStore::pool)) without going through the cache is not reported
     /// either, so route every session write of this process through the cache, or
@@ -101,7 +103,10 @@ impl RedisStore {
     /// use sessio::store::Tracked;
     /// use sessio_redis::RedisStore;
     ///
-    /// let store = RedisStore::connect("redis://127.0.0.1:6379/0").await?;
+    /// let store = RedisStore::builder("redis://127.0.0.1:6379/0")?
+    ///     .tracking()
+    ///     .connect()
+    ///     .await?;
     /// let tracker = store
     ///     .track_changes(|change| match change {
     ///         Tracked::Changed(key) => println!("changed: {} bytes of key", key.as_str().len()),
@@ -116,8 +121,11 @@ impl RedisStore {
         &self,
         on_change: impl Fn(Tracked) + Send + Sync + 'static,
     ) -> Result<ChangeTracker, Error> {
-        let report: Report = Arc::new(on_change);
         let pool = self.inner.pool.clone();
+        if pool.protocol_version() != RespVersion::RESP3 {
+            return Err(Error::NotTracking);
+        }
+        let report: Report = Arc::new(on_change);
         let health = Arc::new(PoolHealth {
             tracking: Mutex::new(vec![false; pool.clients().len()]),
             report: report.clone(),

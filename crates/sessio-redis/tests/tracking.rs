@@ -39,6 +39,7 @@ async fn server(url: &str, prefix: &str) -> Server {
         .unwrap()
         .key_prefix(prefix)
         .command_timeout(Duration::from_millis(500))
+        .tracking()
         .connect()
         .await
         .expect("Redis (scripts/services/redis.sh starts it)");
@@ -83,6 +84,20 @@ async fn read(store: &TieredStore, key: &StoreKey, field: &str) -> Option<String
 
 fn prefix() -> String {
     format!("sessio-tracking-test:{}:", RandomIds.generate().as_str())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_built_without_tracking_refuses_to_track() {
+    let redis = RedisStore::builder("redis://127.0.0.1:6379/0")
+        .unwrap()
+        .key_prefix(prefix())
+        .connect()
+        .await
+        .expect("Redis (scripts/services/redis.sh starts it)");
+    match redis.track_changes(|_| {}).await {
+        Err(sessio_redis::Error::NotTracking) => {}
+        other => panic!("expected NotTracking, got {:?}", other.map(drop)),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

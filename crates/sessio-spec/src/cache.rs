@@ -34,7 +34,7 @@ impl Opened {
     /// PostgreSQL feed it their changes; MySQL and SQLite (which may be shared by
     /// other processes) bound staleness to [`UNTRACKED_STALENESS`]; memory, redb and
     /// file stores belong to this process alone and need neither.
-    pub async fn cached(self, entries: usize) -> Result<Cached, SpecError> {
+    pub(crate) async fn cached(self, entries: usize) -> Result<Cached, SpecError> {
         let builder = TieredStore::builder_shared(self.store.clone()).max_entries(entries);
         match self.handle {
             #[cfg(feature = "redis")]

@@ -168,7 +168,22 @@ impl Opened {
 /// Opens the store named by `spec` (`cookie` is not a server-side store: callers
 /// handle it before calling this).
 pub async fn open(spec: &str, mode: Mode) -> Result<Opened, SpecError> {
-    let _ = mode; // unused when no backend feature is on
+    open_with(spec, mode, false).await
+}
+
+/// Opens the store named by `spec` for an application (as [`Mode::Serve`]) behind a
+/// cache of `entries` sessions, kept coherent by the store's change channel where it
+/// has one (see [`Cached`]).
+pub async fn open_cached(spec: &str, entries: usize) -> Result<Cached, SpecError> {
+    open_with(spec, Mode::Serve, true)
+        .await?
+        .cached(entries)
+        .await
+}
+
+/// `tracking`: a Redis store will feed a cache its changes, so it speaks RESP3.
+async fn open_with(spec: &str, mode: Mode, tracking: bool) -> Result<Opened, SpecError> {
+    let _ = (mode, tracking); // unused when no backend feature is on
     match spec {
         "memory" => Ok(Opened::new(MemoryStore::new(), Handle::Other)),
         #[cfg(feature = "redis")]
@@ -182,6 +197,9 @@ pub async fn open(spec: &str, mode: Mode) -> Result<Opened, SpecError> {
             let mut builder = sessio_redis::RedisStore::builder(&url).map_err(err)?;
             if let Some(prefix) = prefix {
                 builder = builder.key_prefix(prefix);
+            }
+            if tracking {
+                builder = builder.tracking();
             }
             let store = builder.connect().await.map_err(err)?;
             Ok(Opened::new(store.clone(), Handle::Redis(store)))
