@@ -5,7 +5,11 @@ use std::{sync::Arc, time::Duration};
 use base64::Engine as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
-use sessio::store::{Record, Store, StoreKey};
+use sessio::{
+    secure::Key,
+    store::{Record, Store, StoreKey},
+    KeysAtRest,
+};
 use sessio_spec::{Mode, SpecError};
 
 use crate::{
@@ -22,6 +26,8 @@ struct Ctx {
     name: String,
     json: bool,
     hash_key: String,
+    /// How the application turns full ids into store keys.
+    keys_at_rest: KeysAtRest,
 }
 
 impl Ctx {
@@ -44,6 +50,13 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         Failure::Usage("no store given: pass --store SPEC or set SESSIO_STORE".into())
     })?;
     let name = sessio_spec::redact(&spec);
+    let keys_at_rest = match args.id_key.as_deref() {
+        None => KeysAtRest::hashed(),
+        Some(key) => KeysAtRest::hashed_with(
+            &Key::from_base64(key)
+                .map_err(|e| Failure::Usage(format!("--id-key / SESSIO_ID_KEY: {e}")))?,
+        ),
+    };
     if spec == "memory" || spec == "cookie" {
         return Err(Failure::Usage(format!(
             "store {spec:?} cannot be reached from another process (its sessions live in the \
@@ -62,6 +75,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         name,
         json: args.json,
         hash_key: args.hash_key,
+        keys_at_rest,
     };
     match args.command {
         Command::Count => count(&ctx).await,
@@ -170,12 +184,11 @@ async fn list(ctx: &Ctx, limit: usize, cursor: Option<&str>) -> Result<(), Failu
     Ok(())
 }
 
-/// Finds a session by its store key, by its cookie id (stored under the default keyed
-/// hash, see `sessio::KeysAtRest`), or by the short id `list` shows (a scan of every
-/// key).
+/// Finds a session by its store key, by its cookie id (stored under the keyed hash of
+/// `--id-key`, or the default one, see `sessio::KeysAtRest`), or by the short id `list`
+/// shows (a scan of every key).
 async fn find(ctx: &Ctx, id: &str) -> Result<Option<(StoreKey, Record)>, Failure> {
-    let hashed = sessio::SessionId::parse(id)
-        .map(|sid| StoreKey::derive(&sid, &sessio::KeysAtRest::hashed()));
+    let hashed = sessio::SessionId::parse(id).map(|sid| StoreKey::derive(&sid, &ctx.keys_at_rest));
     for key in std::iter::once(StoreKey::from_stored(id)).chain(hashed) {
         if let Some(record) = ctx.store().load(&key).await.map_err(|e| ctx.fail(&e))? {
             return Ok(Some((key, record)));

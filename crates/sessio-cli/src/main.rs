@@ -43,6 +43,12 @@ struct Args {
         global = true
     )]
     hash_key: String,
+    /// The key the application hashes session ids with at rest, in base64, if it
+    /// sets one (`SessionsBuilder::hash_ids_with`): `show` and `destroy` then find
+    /// sessions by their full id. Without it, full ids are hashed the default way
+    /// (`KeysAtRest::hashed`).
+    #[arg(long, env = "SESSIO_ID_KEY", hide_env_values = true, global = true)]
+    id_key: Option<String>,
     #[command(subcommand)]
     command: Command,
 }

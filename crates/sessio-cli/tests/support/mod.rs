@@ -35,6 +35,7 @@ pub fn sessio(store: &str, args: &[&str]) -> Run {
         .args(args)
         .env_remove("SESSIO_STORE")
         .env_remove("SESSIO_HASH_KEY")
+        .env_remove("SESSIO_ID_KEY")
         .output()
         .expect("run sessio");
     Run {
