@@ -242,7 +242,15 @@ impl tracing::Subscriber for Recorder {
 }
 
 /// What tracing saw while `run` ran, with everything up to `max` wanted.
+///
+/// One recording at a time: tracing keeps the highest level any live subscriber
+/// wants, and which callsites are enabled, in process-wide state, so recorders of
+/// different levels on parallel test threads could hide each other's spans.
 fn recorded_while(max: tracing::Level, run: impl FnOnce()) -> Seen {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let seen = Arc::new(Mutex::new(Seen::default()));
     let recorder = Recorder {
         max,
