@@ -245,7 +245,8 @@ impl SessionsBuilder {
     }
 
     /// How session ids become store keys (default [`KeysAtRest::hashed`]: the store
-    /// holds an HMAC-SHA256 of each id, so a leaked store yields no usable cookies).
+    /// holds a keyed BLAKE3 hash of each id, so a leaked store yields no usable
+    /// cookies).
     /// [`KeysAtRest::Plain`] stores ids as they are. Changing this setting orphans the
     /// sessions already stored.
     pub fn keys_at_rest(mut self, keys: KeysAtRest) -> Self {
