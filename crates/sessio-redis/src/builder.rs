@@ -5,8 +5,9 @@ use std::{fmt, sync::Arc, time::Duration};
 use fred::{
     clients::Pool,
     interfaces::ClientLike,
+    socket2::TcpKeepalive,
     types::{
-        config::{Config, ReconnectPolicy, ServerConfig, UnresponsiveConfig},
+        config::{Config, ReconnectPolicy, ServerConfig},
         Builder,
     },
 };
@@ -184,12 +185,25 @@ impl RedisStoreBuilder {
                 // written: Redis may have run it, and replaying a commit would count
                 // its increments twice. The caller gets `Unavailable` instead.
                 c.max_command_attempts = 1;
-                // A connection that stops answering (a frozen or partitioned server)
-                // is closed and reconnected instead of holding requests forever.
-                c.unresponsive = UnresponsiveConfig {
-                    max_timeout: Some(self.command_timeout * 2),
-                    interval: (self.command_timeout / 4).max(Duration::from_millis(50)),
-                };
+                // A connection whose peer vanished (a partition, a host gone
+                // without a reset) is closed by the kernel and reconnected instead of
+                // failing every call until TCP gives up, minutes later: data left
+                // unacknowledged for `dead_peer`, or an idle connection whose
+                // keepalive probes go unanswered. Not fred's `unresponsive` check,
+                // which arms a tokio timer on every pass of the connection's loop
+                // (about 1,000 instructions per command). A server process that
+                // hangs while its host still acknowledges is bounded per call by the
+                // command timeout below, and answers again on the same connection.
+                let dead_peer = (self.command_timeout * 2).max(Duration::from_secs(1));
+                #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
+                let mut keepalive = TcpKeepalive::new().with_time(dead_peer);
+                #[cfg(target_os = "linux")]
+                {
+                    keepalive =
+                        keepalive.with_interval((dead_peer / 4).max(Duration::from_secs(1)));
+                    c.tcp.user_timeout = Some(dead_peer);
+                }
+                c.tcp.keepalive = Some(keepalive);
             })
             .with_performance_config(|p| p.default_command_timeout = self.command_timeout);
         let pool: Pool = builder.build_pool(self.pool_size).map_err(Error::Config)?;

@@ -122,7 +122,12 @@
 //! axum adapter turns into `503`. Nothing hangs and nothing panics. The store
 //! reconnects in the background (100 ms, then backing off to 2 s between attempts,
 //! forever) and serves again as soon as Redis is back, without being rebuilt. A
-//! connection that stops answering is closed and replaced.
+//! connection whose peer vanished without a reset (a network partition, a host that
+//! went away) is closed by the kernel and replaced: data unacknowledged for twice the
+//! command timeout (`TCP_USER_TIMEOUT`, Linux) or unanswered keepalive probes on an
+//! idle connection. A Redis process that hangs while its host stays up fails each
+//! call after the command timeout and serves again on the same connection when it
+//! resumes.
 //!
 //! A call that timed out, or whose connection dropped after the command was sent,
 //! may still have been applied by Redis (the reply was lost, not the command): a
