@@ -31,7 +31,10 @@ mod service;
 
 pub use sessio::{self, Error, LazySession, Session, SessionName, SessionOf, Sessions};
 
-pub use crate::{layer::SessionLayer, service::SessionService};
+pub use crate::{
+    layer::SessionLayer,
+    service::{ResponseFuture, SessionService},
+};
 
 /// `sessions.layer()`: the [`SessionLayer`] for a manager.
 pub trait SessionsExt {

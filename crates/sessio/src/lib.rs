@@ -23,7 +23,7 @@ pub use crate::{
     config::{SameSite, Secure, SessionsBuilder},
     error::{BoxError, Error, StoreError, StoreErrorKind, StoreOp},
     id::{IdGenerator, IdHasher, KeysAtRest, RandomIds, SessionId, StoreKey, MAX_ID_LEN},
-    session::Session,
+    session::{Finish, Session},
     sessions::{DestroyReason, LazySession, SessionName, Sessions},
     store::MemoryStore,
 };

@@ -3,6 +3,8 @@
 use std::{
     collections::BTreeMap,
     fmt,
+    future::Future,
+    pin::Pin,
     sync::{Arc, Mutex, MutexGuard},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -110,6 +112,23 @@ enum CookieAction {
 }
 
 /// What one commit sends to the store, taken out of the state under its lock.
+/// How finishing a request's session goes: done already, or a store write to await.
+pub enum Finish {
+    /// Nothing had to be written: the `Set-Cookie` header values (or the error).
+    Ready(Result<Vec<HeaderValue>, Error>),
+    /// The store is being written; the future yields the header values.
+    Pending(Pin<Box<dyn Future<Output = Result<Vec<HeaderValue>, Error>> + Send + 'static>>),
+}
+
+impl fmt::Debug for Finish {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finish::Ready(result) => f.debug_tuple("Ready").field(result).finish(),
+            Finish::Pending(_) => f.write_str("Pending"),
+        }
+    }
+}
+
 struct Plan {
     retired: Vec<(StoreKey, DestroyReason)>,
     write: Option<(StoreKey, Patch)>,
@@ -525,6 +544,31 @@ impl Session {
     /// when the cookie the browser holds is still right.
     pub async fn finish(&self) -> Result<Vec<HeaderValue>, Error> {
         self.save().await?;
+        self.response_cookies()
+    }
+
+    /// [`finish`](Self::finish) without a future when the store need not be written
+    /// (a request that only read, or changed nothing the store keeps).
+    pub(crate) fn finish_now(&self) -> Finish {
+        if self.is_client_side() {
+            return Finish::Ready(
+                self.commit_client_side(None)
+                    .and_then(|_| self.response_cookies()),
+            );
+        }
+        let plan = self.plan(None, SystemTime::now());
+        if plan.retired.is_empty() && plan.write.is_none() {
+            return Finish::Ready(self.response_cookies());
+        }
+        let session = self.clone();
+        Finish::Pending(Box::pin(async move {
+            session.apply(plan).await?;
+            session.response_cookies()
+        }))
+    }
+
+    /// The `Set-Cookie` header values that the last commit calls for.
+    fn response_cookies(&self) -> Result<Vec<HeaderValue>, Error> {
         let mut state = self.lock();
         let config = &self.inner.sessions.config;
         let secure = self.inner.secure;
@@ -599,8 +643,12 @@ impl Session {
         if self.is_client_side() {
             return self.commit_client_side(extra);
         }
+        self.apply(self.plan(extra, SystemTime::now())).await
+    }
+
+    /// Carries out a plan on the store; returns the counters of the write.
+    async fn apply(&self, plan: Plan) -> Result<Vec<i64>, Error> {
         let store = &self.inner.sessions.config.store;
-        let plan = self.plan(extra, SystemTime::now());
         // A regenerated session is written as new under its new id, but it is the
         // same session: count it as regenerated, not created.
         let regenerated = plan

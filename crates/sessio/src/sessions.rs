@@ -14,7 +14,7 @@ use crate::{
     cookies::{self, RequestCookie},
     error::Error,
     id::{SessionId, StoreKey},
-    session::Session,
+    session::{Finish, Session},
     store::{is_expired, KeyPage, Record, Store},
     Codec,
 };
@@ -399,6 +399,28 @@ impl LazySession {
         match self.inner.cell.get() {
             Some(session) => session.finish().await,
             None => Ok(Vec::new()),
+        }
+    }
+
+    /// [`finish`](Self::finish) for adapters that name their futures: finishes at
+    /// once when the store need not be written (the session was not loaded, or the
+    /// request changed nothing the store keeps), and hands back the write to await
+    /// otherwise.
+    ///
+    /// ```
+    /// # async fn demo(lazy: sessio::LazySession) -> Result<(), sessio::Error> {
+    /// use sessio::Finish;
+    ///
+    /// let set_cookie = match lazy.finish_now() {
+    ///     Finish::Ready(result) => result?,
+    ///     Finish::Pending(write) => write.await?,
+    /// };
+    /// # let _ = set_cookie; Ok(()) }
+    /// ```
+    pub fn finish_now(&self) -> Finish {
+        match self.inner.cell.get() {
+            Some(session) => session.finish_now(),
+            None => Finish::Ready(Ok(Vec::new())),
         }
     }
 }
