@@ -67,7 +67,7 @@ pub use sessio::{self, LazySession, Sessions};
 pub use crate::{
     error::Error,
     extract::{Session, SessionName, SessionOf},
-    middleware::{SessionMiddleware, SessionService},
+    middleware::{ResponseFuture, SessionMiddleware, SessionService},
 };
 
 /// `sessions.middleware()`: the [`SessionMiddleware`] for a manager.
