@@ -111,7 +111,6 @@ enum CookieAction {
     Remove,
 }
 
-/// What one commit sends to the store, taken out of the state under its lock.
 /// How finishing a request's session goes: done already, or a store write to await.
 pub enum Finish {
     /// Nothing had to be written: the `Set-Cookie` header values (or the error).
@@ -129,6 +128,7 @@ impl fmt::Debug for Finish {
     }
 }
 
+/// What one commit sends to the store, taken out of the state under its lock.
 struct Plan {
     retired: Vec<(StoreKey, DestroyReason)>,
     write: Option<(StoreKey, Patch)>,
@@ -543,8 +543,10 @@ impl Session {
     /// Commits, then returns the `Set-Cookie` header values the response needs: none
     /// when the cookie the browser holds is still right.
     pub async fn finish(&self) -> Result<Vec<HeaderValue>, Error> {
-        self.save().await?;
-        self.response_cookies()
+        match self.finish_now() {
+            Finish::Ready(result) => result,
+            Finish::Pending(write) => write.await,
+        }
     }
 
     /// [`finish`](Self::finish) without a future when the store need not be written
