@@ -258,6 +258,52 @@ impl Cluster {
         Cluster { nodes, _dir: dir }
     }
 
+    /// Moves every slot of node `from` (with its keys) to node `to`, as an operator's
+    /// `redis-cli --cluster reshard` does, and waits until the cluster is stable.
+    pub fn move_all_slots(&self, from: usize, to: usize) {
+        let id = |i: usize| {
+            let reply = raw_command(self.nodes[i].port, "CLUSTER MYID").expect("CLUSTER MYID");
+            // A bulk string: `$40\r\n<id>\r\n`.
+            reply.lines().nth(1).expect("a node id").trim().to_owned()
+        };
+        // The slots `from` serves: the ranges that end its own line of CLUSTER NODES.
+        let nodes = raw_command(self.nodes[from].port, "CLUSTER NODES").expect("CLUSTER NODES");
+        let mine = nodes
+            .lines()
+            .find(|l| l.contains("myself"))
+            .expect("own line");
+        let slots: u32 = mine
+            .split_whitespace()
+            .skip(8)
+            .map(|range| match range.split_once('-') {
+                Some((a, b)) => {
+                    b.parse::<u32>().expect("slot") - a.parse::<u32>().expect("slot") + 1
+                }
+                None => 1,
+            })
+            .sum();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "reshard"])
+            .arg(format!("127.0.0.1:{}", self.nodes[from].port))
+            .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
+            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli must be installed");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster reshard failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for node in &self.nodes {
+            let port = node.port;
+            wait_until("cluster_state:ok", Duration::from_secs(30), || {
+                raw_command(port, "CLUSTER INFO").is_ok_and(|r| r.contains("cluster_state:ok"))
+            });
+        }
+    }
+
     /// `redis-cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self
