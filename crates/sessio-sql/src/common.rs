@@ -57,6 +57,32 @@ pub(crate) fn is_connection_error(e: &sqlx::Error) -> bool {
     }
 }
 
+/// Starts a transaction on a pooled connection with `statement` (`None`: the
+/// driver's own `BEGIN`) in a task of its own, so that dropping the caller's future
+/// (a client that hung up, a call timeout) cannot cut it short.
+///
+/// sqlx 0.8's `begin` is not cancel-safe: it sends `BEGIN` and counts the transaction
+/// only once the answer is in, so a future dropped in between returns the connection
+/// to the pool inside a transaction that nothing will end. Every later call on it then
+/// runs in that transaction, and on SQLite its write lock starves every other
+/// connection until the pool times out (see docs/decisions.md). Once `begin` has
+/// returned, the transaction's own drop guard rolls it back, so the task only has to
+/// cover `begin` itself.
+pub(crate) async fn begin_detached<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+    statement: Option<&'static str>,
+) -> Result<sqlx::Transaction<'static, DB>, sqlx::Error> {
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        match statement {
+            Some(statement) => pool.begin_with(statement).await,
+            None => pool.begin().await,
+        }
+    })
+    .await
+    .map_err(|_| sqlx::Error::WorkerCrashed)?
+}
+
 /// Runs `attempt` again, up to `budget` times, while it fails because its pooled
 /// connection was dead. Only for calls that changed nothing when they failed that
 /// way: reads, `BEGIN`, single-statement deletes. Each failed attempt drops its

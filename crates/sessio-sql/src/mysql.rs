@@ -196,7 +196,7 @@ impl MySqlStore {
     }
 
     async fn begin(pool: &MySqlPool) -> Result<Transaction<'static, MySql>, sqlx::Error> {
-        pool.begin().await
+        crate::common::begin_detached(pool, None).await
     }
 
     fn param(s: &str) -> &[u8] {
@@ -258,7 +258,7 @@ impl MySqlStore {
 
     async fn purge_batch(&self, now: i64, batch: u32) -> Result<Vec<StoreKey>, sqlx::Error> {
         let t = self.inner.table.as_str();
-        let mut tx = self.inner.pool.begin().await?;
+        let mut tx = Self::begin(&self.inner.pool).await?;
         // Lock the batch (skipping sessions being committed right now), then delete
         // exactly those rows: the listener hears of each deleted session once.
         let ids: Vec<Vec<u8>> = sqlx::query_scalar(&format!(

@@ -53,7 +53,9 @@ impl PostgresStore {
     ) -> Result<ChangeListener, StoreError> {
         let err = |e| sql_error(NAME, StoreOp::Connect, e);
         let t = self.table().as_str();
-        let mut tx = self.pool().begin().await.map_err(err)?;
+        let mut tx = crate::common::begin_detached(self.pool(), None)
+            .await
+            .map_err(err)?;
         lock_schema(&mut tx, t).await.map_err(err)?;
         sqlx::query(&format!(
             "CREATE OR REPLACE FUNCTION {t}_notify() RETURNS trigger LANGUAGE plpgsql AS $f$ \

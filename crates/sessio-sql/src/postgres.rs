@@ -112,7 +112,7 @@ impl PostgresStore {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let err = |e| sql_error(NAME, StoreOp::Connect, e);
         let t = self.inner.table.as_str();
-        let mut tx = self.inner.pool.begin().await.map_err(err)?;
+        let mut tx = Self::begin(&self.inner.pool).await.map_err(err)?;
         lock_schema(&mut tx, t).await.map_err(err)?;
         for ddl in [
             format!(
@@ -162,7 +162,7 @@ impl PostgresStore {
     }
 
     async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        pool.begin().await
+        crate::common::begin_detached(pool, None).await
     }
 
     fn param(s: &str) -> &str {

@@ -207,7 +207,7 @@ impl SqliteStore {
     /// `BEGIN IMMEDIATE`: take the write lock up front, so a transaction never has to
     /// upgrade a read snapshot (which fails with `SQLITE_BUSY` without waiting).
     async fn begin(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-        pool.begin_with("BEGIN IMMEDIATE").await
+        crate::common::begin_detached(pool, Some("BEGIN IMMEDIATE")).await
     }
 
     fn param(s: &str) -> &str {

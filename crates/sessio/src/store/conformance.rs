@@ -58,6 +58,7 @@ where
         keys_pages_list_each_session_once,
         concurrent_distinct_keys_all_kept,
         concurrent_increments_are_exact,
+        commits_cut_off_midway_leave_the_store_usable,
         garbage_values_are_decode_errors,
         strict_ids_regenerate_and_destroy_through_sessions,
         idle_expiry_through_sessions,
@@ -416,6 +417,50 @@ async fn concurrent_distinct_keys_all_kept(store: Arc<dyn Store>) {
             values.get(&format!("k{i}")).map(|b| b.to_vec()),
             Some(i.to_string().into_bytes())
         );
+    }
+}
+
+/// A client that hangs up drops its request's future, and with it a commit halfway
+/// through (so does a call timeout). Whatever became of those commits, the store must
+/// stay usable: every later call works.
+async fn commits_cut_off_midway_leave_the_store_usable(store: Arc<dyn Store>) {
+    let keys: Vec<StoreKey> = (0..8).map(|_| new_key()).collect();
+    for key in &keys {
+        commit(&*store, key, create(vec![set("n", b"0")])).await;
+    }
+    let mut cut = 0;
+    for round in 0..200u64 {
+        let tasks: Vec<_> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                let (store, key) = (store.clone(), key.clone());
+                // Dropped after 0 to ~1 ms: before, inside or after the write.
+                let wait = Duration::from_micros((round * 37 + i as u64 * 113) % 1000);
+                tokio::spawn(async move {
+                    let patch = update(vec![Change::Increment("n".into(), 1)]);
+                    tokio::time::timeout(wait, store.commit(&key, &patch))
+                        .await
+                        .is_err()
+                })
+            })
+            .collect();
+        for t in tasks {
+            cut += usize::from(t.await.expect("task"));
+        }
+    }
+    // Stores whose commits complete at once (memory) have nothing to cut off.
+    tracing::info!(cut, "commits cut off midway");
+    for key in &keys {
+        let patch = update(vec![set("after", b"1")]);
+        let done = tokio::time::timeout(Duration::from_secs(10), store.commit(key, &patch))
+            .await
+            .expect("a commit after the cut-off ones finishes");
+        assert!(
+            matches!(done, Ok(Committed::Applied { .. })),
+            "commit after {cut} cut-off commits: {done:?}"
+        );
+        assert_eq!(values(&*store, key).await.get("after"), Some(&b"1"[..]));
     }
 }
 
