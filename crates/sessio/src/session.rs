@@ -543,10 +543,9 @@ impl Session {
     /// Commits, then returns the `Set-Cookie` header values the response needs: none
     /// when the cookie the browser holds is still right.
     pub async fn finish(&self) -> Result<Vec<HeaderValue>, Error> {
-        match self.finish_now() {
-            Finish::Ready(result) => result,
-            Finish::Pending(write) => write.await,
-        }
+        // Not through `finish_now`: awaited here, the write needs no box of its own.
+        self.save().await?;
+        self.response_cookies()
     }
 
     /// [`finish`](Self::finish) without a future when the store need not be written

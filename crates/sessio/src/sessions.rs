@@ -396,9 +396,9 @@ impl LazySession {
     /// Commits the session if it was loaded and returns the `Set-Cookie` header values
     /// the response needs (none if the session was never touched).
     pub async fn finish(&self) -> Result<Vec<http::HeaderValue>, Error> {
-        match self.finish_now() {
-            Finish::Ready(result) => result,
-            Finish::Pending(write) => write.await,
+        match self.inner.cell.get() {
+            Some(session) => session.finish().await,
+            None => Ok(Vec::new()),
         }
     }
 
