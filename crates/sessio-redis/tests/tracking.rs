@@ -272,14 +272,9 @@ async fn a_redis_restart_leaves_no_stale_copy() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn on_a_cluster_writes_on_every_node_reach_the_other_cache() {
-    let cluster = support::Cluster::start();
-    let url = cluster.url();
-    let prefix = prefix();
-    let a = server(&url, &prefix).await;
-    let b = server(&url, &prefix).await;
-    // Enough sessions that every node holds some (16384 slots over three nodes).
+/// Sessions made through B's cache and read (so cached) through A's: enough of them
+/// that every node of a three-node cluster holds some (16384 slots over three nodes).
+async fn created_on_b_and_cached_on_a(a: &Server, b: &Server) -> Vec<StoreKey> {
     let keys: Vec<StoreKey> = (0..24)
         .map(|_| StoreKey::for_id(&RandomIds.generate()))
         .collect();
@@ -288,8 +283,18 @@ async fn on_a_cluster_writes_on_every_node_reach_the_other_cache() {
             .commit(key, &patch(true, vec![set("0")]))
             .await
             .unwrap();
-        assert_eq!(read(&a.cache, key, "v").await.as_deref(), Some("0")); // cached on A
+        assert_eq!(read(&a.cache, key, "v").await.as_deref(), Some("0"));
     }
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_cluster_writes_on_every_node_reach_the_other_cache() {
+    let cluster = support::Cluster::start();
+    let url = cluster.url();
+    let prefix = prefix();
+    let (a, b) = (server(&url, &prefix).await, server(&url, &prefix).await);
+    let keys = created_on_b_and_cached_on_a(&a, &b).await;
     for key in &keys {
         b.cache
             .commit(key, &patch(false, vec![set("1")]))
@@ -325,18 +330,8 @@ async fn after_a_reshard_writes_still_reach_the_other_cache() {
     let cluster = support::Cluster::start();
     let url = cluster.url();
     let prefix = prefix();
-    let a = server(&url, &prefix).await;
-    let b = server(&url, &prefix).await;
-    let keys: Vec<StoreKey> = (0..24)
-        .map(|_| StoreKey::for_id(&RandomIds.generate()))
-        .collect();
-    for key in &keys {
-        b.cache
-            .commit(key, &patch(true, vec![set("0")]))
-            .await
-            .unwrap();
-        assert_eq!(read(&a.cache, key, "v").await.as_deref(), Some("0")); // cached on A
-    }
+    let (a, b) = (server(&url, &prefix).await, server(&url, &prefix).await);
+    let keys = created_on_b_and_cached_on_a(&a, &b).await;
     cluster.move_all_slots(0, 1);
     for (i, key) in keys.iter().enumerate() {
         let value = format!("{}", i + 1);
