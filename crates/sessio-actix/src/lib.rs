@@ -67,7 +67,7 @@ pub use sessio::{self, LazySession, Sessions};
 pub use crate::{
     error::Error,
     extract::{Session, SessionName, SessionOf},
-    middleware::{ResponseFuture, SessionMiddleware, SessionService},
+    middleware::{Cookies, ResponseFuture, SessionMiddleware, SessionService},
 };
 
 /// `sessions.middleware()`: the [`SessionMiddleware`] for a manager.

@@ -1,10 +1,8 @@
 //! [`SessionMiddleware`] and the service it makes.
 
 use std::{
-    fmt,
-    future::{ready, Future, Ready},
-    pin::Pin,
-    task::{self, Context, Poll},
+    future::{ready, Ready},
+    marker::PhantomData,
 };
 
 use actix_web::{
@@ -16,8 +14,7 @@ use actix_web::{
     },
     HttpMessage, HttpResponse, ResponseError,
 };
-use pin_project_lite::pin_project;
-use sessio::{Finish, LazySession, Sessions};
+use sessio::{respond::Respond, LazySession, Sessions};
 
 use crate::error::Error;
 
@@ -130,6 +127,10 @@ fn insert(extensions: &mut actix_web::dev::Extensions, lazy: LazySession) {
     }
 }
 
+/// The response future of the middleware's service: the handler's response, then the
+/// session's commit if the request changed it, then the `Set-Cookie` headers.
+pub type ResponseFuture<F, B> = sessio::respond::ResponseFuture<F, Cookies<B>>;
+
 impl<S, B> Service<ServiceRequest> for SessionService<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
@@ -147,143 +148,59 @@ where
             .sessions
             .lazy(&session_headers(&req), is_tls(&req));
         insert(&mut req.extensions_mut(), lazy.clone());
-        ResponseFuture {
-            state: State::Inner {
-                future: self.inner.call(req),
-                lazy,
-                error_status: self.config.error_status,
-            },
-        }
+        let cookies = Cookies {
+            error_status: self.config.error_status,
+            body: PhantomData,
+        };
+        ResponseFuture::new(self.inner.call(req), lazy, cookies)
     }
 }
 
-/// The commit of a session that changed ([`Finish::Pending`]).
-type Write = Pin<Box<dyn Future<Output = Result<Vec<http::HeaderValue>, sessio::Error>> + Send>>;
-
-pin_project! {
-    /// The response future of the middleware's service: the handler's response, then
-    /// the session's commit if the request changed it (a request that only read its
-    /// session, or a cookie session, needs none), then the `Set-Cookie` headers.
-    pub struct ResponseFuture<F, B> {
-        #[pin]
-        state: State<F, B>,
-    }
+/// How the middleware answers: the handler's response with the session's cookies, or,
+/// when the session could not be saved, `error_status` (store unavailable) or the
+/// error's own status, with a short body.
+#[derive(Debug)]
+pub struct Cookies<B> {
+    error_status: StatusCode,
+    body: PhantomData<fn() -> B>,
 }
 
-pin_project! {
-    #[project = StateProj]
-    enum State<F, B> {
-        Inner {
-            #[pin]
-            future: F,
-            lazy: LazySession,
-            error_status: StatusCode,
-        },
-        Committing {
-            response: Option<ServiceResponse<B>>,
-            write: Write,
-            error_status: StatusCode,
-        },
-        Done,
-    }
-}
+impl<B: MessageBody> Respond for Cookies<B> {
+    type Response = ServiceResponse<B>;
+    type Output = ServiceResponse<EitherBody<B>>;
 
-impl<F, B> Future for ResponseFuture<F, B>
-where
-    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
-    B: MessageBody,
-{
-    type Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.project().state;
-        loop {
-            match state.as_mut().project() {
-                StateProj::Inner {
-                    future,
-                    lazy,
-                    error_status,
-                } => {
-                    let response = task::ready!(future.poll(cx))?;
-                    let error_status = *error_status;
-                    match lazy.finish_now() {
-                        Finish::Ready(cookies) => {
-                            state.set(State::Done);
-                            return Poll::Ready(Ok(respond(response, cookies, error_status)));
-                        }
-                        Finish::Pending(write) => state.set(State::Committing {
-                            response: Some(response),
-                            write,
-                            error_status,
-                        }),
+    fn respond(
+        &self,
+        mut res: ServiceResponse<B>,
+        cookies: Result<Vec<http::HeaderValue>, sessio::Error>,
+    ) -> ServiceResponse<EitherBody<B>> {
+        match cookies {
+            Ok(cookies) => {
+                let headers = res.headers_mut();
+                for cookie in cookies {
+                    // Values made by the core are valid header bytes.
+                    if let Ok(v) = HeaderValue::from_bytes(cookie.as_bytes()) {
+                        headers.append(SET_COOKIE, v);
                     }
                 }
-                StateProj::Committing {
-                    response,
-                    write,
-                    error_status,
-                } => {
-                    let cookies = task::ready!(write.as_mut().poll(cx));
-                    let error_status = *error_status;
-                    let Some(response) = response.take() else {
-                        panic!("ResponseFuture polled after it completed");
-                    };
-                    state.set(State::Done);
-                    return Poll::Ready(Ok(respond(response, cookies, error_status)));
-                }
-                StateProj::Done => panic!("ResponseFuture polled after it completed"),
+                res.map_into_left_body()
+            }
+            Err(error) => {
+                let unavailable = error.is_unavailable();
+                let error = Error(error);
+                let status = if unavailable {
+                    self.error_status
+                } else {
+                    error.status_code()
+                };
+                tracing::error!(%error, "committing the session failed; answering {status}");
+                let response = HttpResponse::build(status).body(if unavailable {
+                    "the session store is unavailable, please retry"
+                } else {
+                    "the session could not be saved"
+                });
+                res.into_response(response).map_into_right_body()
             }
         }
-    }
-}
-
-/// The handler's response with the session's cookies, or, when the session could not
-/// be saved, an error response in its place (the client must not believe a write
-/// succeeded that was not stored).
-fn respond<B: MessageBody>(
-    mut res: ServiceResponse<B>,
-    cookies: Result<Vec<http::HeaderValue>, sessio::Error>,
-    error_status: StatusCode,
-) -> ServiceResponse<EitherBody<B>> {
-    match cookies {
-        Ok(cookies) => {
-            let headers = res.headers_mut();
-            for cookie in cookies {
-                // Values made by the core are valid header bytes.
-                if let Ok(v) = HeaderValue::from_bytes(cookie.as_bytes()) {
-                    headers.append(SET_COOKIE, v);
-                }
-            }
-            res.map_into_left_body()
-        }
-        Err(error) => {
-            let unavailable = error.is_unavailable();
-            let error = Error(error);
-            let status = if unavailable {
-                error_status
-            } else {
-                error.status_code()
-            };
-            tracing::error!(%error, "committing the session failed; answering {status}");
-            let response = HttpResponse::build(status).body(if unavailable {
-                "the session store is unavailable, please retry"
-            } else {
-                "the session could not be saved"
-            });
-            res.into_response(response).map_into_right_body()
-        }
-    }
-}
-
-impl<F, B> fmt::Debug for ResponseFuture<F, B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.state {
-            State::Inner { .. } => "waiting for the response",
-            State::Committing { .. } => "committing the session",
-            State::Done => "done",
-        };
-        f.debug_struct("ResponseFuture")
-            .field("state", &state)
-            .finish()
     }
 }

@@ -33,7 +33,7 @@ pub use sessio::{self, Error, LazySession, Session, SessionName, SessionOf, Sess
 
 pub use crate::{
     layer::SessionLayer,
-    service::{ResponseFuture, SessionService},
+    service::{Cookies, ResponseFuture, SessionService},
 };
 
 /// `sessions.layer()`: the [`SessionLayer`] for a manager.

@@ -10,6 +10,7 @@ mod cookies;
 mod error;
 mod id;
 mod reserved;
+pub mod respond;
 pub mod secure;
 mod session;
 mod sessions;
