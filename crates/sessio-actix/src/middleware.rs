@@ -12,11 +12,12 @@ use actix_web::{
         header::{HeaderValue, COOKIE, SET_COOKIE},
         StatusCode,
     },
-    HttpMessage, HttpResponse, ResponseError,
+    HttpMessage, HttpResponse,
 };
-use sessio::{respond::Respond, LazySession, Sessions};
-
-use crate::error::Error;
+use sessio::{
+    respond::{save_failed, Respond},
+    LazySession, Sessions,
+};
 
 /// actix-web middleware that gives every request the session of a [`Sessions`]
 /// manager.
@@ -186,20 +187,14 @@ impl<B: MessageBody> Respond for Cookies<B> {
                 res.map_into_left_body()
             }
             Err(error) => {
-                let unavailable = error.is_unavailable();
-                let error = Error(error);
-                let status = if unavailable {
-                    self.error_status
-                } else {
-                    error.status_code()
-                };
-                tracing::error!(%error, "committing the session failed; answering {status}");
-                let response = HttpResponse::build(status).body(if unavailable {
-                    "the session store is unavailable, please retry"
-                } else {
-                    "the session could not be saved"
-                });
-                res.into_response(response).map_into_right_body()
+                // The core speaks `http` 1, actix `http` 0.2: statuses cross as numbers.
+                let unavailable = http::StatusCode::from_u16(self.error_status.as_u16())
+                    .unwrap_or(http::StatusCode::SERVICE_UNAVAILABLE);
+                let (status, body) = save_failed(&error, unavailable);
+                let status = StatusCode::from_u16(status.as_u16())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                res.into_response(HttpResponse::build(status).body(body))
+                    .map_into_right_body()
             }
         }
     }

@@ -6,7 +6,10 @@ use std::{
 };
 
 use http::{header::SET_COOKIE, uri::Scheme, HeaderValue, Request, Response, StatusCode};
-use sessio::{respond::Respond, Error};
+use sessio::{
+    respond::{save_failed, Respond},
+    Error,
+};
 use tower_service::Service;
 
 use crate::layer::SessionLayer;
@@ -76,17 +79,8 @@ impl<B: From<&'static str>> Respond for Cookies<B> {
                 response
             }
             Err(error) => {
-                let status = if error.is_unavailable() {
-                    self.error_status
-                } else {
-                    error.status()
-                };
-                tracing::error!(%error, "committing the session failed; answering {status}");
-                let mut response = Response::new(B::from(if error.is_unavailable() {
-                    "the session store is unavailable, please retry"
-                } else {
-                    "the session could not be saved"
-                }));
+                let (status, body) = save_failed(&error, self.error_status);
+                let mut response = Response::new(B::from(body));
                 *response.status_mut() = status;
                 response
             }

@@ -9,7 +9,7 @@ use std::{
     task::{ready, Context, Poll},
 };
 
-use http::HeaderValue;
+use http::{HeaderValue, StatusCode};
 use pin_project_lite::pin_project;
 
 use crate::{session::Finish, Error, LazySession};
@@ -30,6 +30,33 @@ pub trait Respond {
         response: Self::Response,
         cookies: Result<Vec<HeaderValue>, Error>,
     ) -> Self::Output;
+}
+
+/// What replaces the handler's response when its session could not be saved: the
+/// adapter's `unavailable` status for a store that is down (default `503`), the error's
+/// own [`status`](Error::status) otherwise, and a short body that says which. Logs the
+/// error; the body tells the client nothing more.
+///
+/// ```
+/// use http::StatusCode;
+/// use sessio::{respond::save_failed, Error};
+///
+/// let error = Error::Config("a broken setting".into());
+/// let (status, body) = save_failed(&error, StatusCode::SERVICE_UNAVAILABLE);
+/// assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+/// assert_eq!(body, "the session could not be saved");
+/// ```
+pub fn save_failed(error: &Error, unavailable: StatusCode) -> (StatusCode, &'static str) {
+    let (status, body) = if error.is_unavailable() {
+        (
+            unavailable,
+            "the session store is unavailable, please retry",
+        )
+    } else {
+        (error.status(), "the session could not be saved")
+    };
+    tracing::error!(%error, "committing the session failed; answering {status}");
+    (status, body)
 }
 
 /// The commit of a session that changed ([`Finish::Pending`]).
