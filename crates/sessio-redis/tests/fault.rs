@@ -176,20 +176,12 @@ async fn kill_and_restart_redis_under_load() {
     // Back on the same port: the same store recovers by itself.
     server.restart();
     let restarted = Instant::now();
-    let record = loop {
-        match store.load(&key).await {
-            Ok(Some(record)) => break record,
-            Ok(None) => panic!("the session did not survive the restart"),
-            Err(e) => {
-                assert!(e.is_transient(), "{e}");
-                assert!(
-                    restarted.elapsed() < Duration::from_secs(15),
-                    "no recovery within 15 s: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
+    let record =
+        support::until_recovered(Duration::from_secs(15), Duration::from_millis(50), || {
+            store.load(&key)
+        })
+        .await
+        .expect("the session did not survive the restart");
     let recovered_after = restarted.elapsed();
     stop.store(true, Ordering::Relaxed);
     let mut totals = (0, 0);
@@ -273,22 +265,12 @@ async fn frozen_redis_times_out_and_recovers() {
     server.signal("CONT");
 
     let thawed = Instant::now();
-    loop {
-        match store.load(&key).await {
-            Ok(record) => {
-                assert!(record.is_some(), "the session survives a freeze");
-                break;
-            }
-            Err(e) => {
-                assert!(e.is_transient(), "{e}");
-                assert!(
-                    thawed.elapsed() < Duration::from_secs(15),
-                    "no recovery: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+    let record =
+        support::until_recovered(Duration::from_secs(15), Duration::from_millis(50), || {
+            store.load(&key)
+        })
+        .await;
+    assert!(record.is_some(), "the session survives a freeze");
     eprintln!("frozen: recovered {:?} after SIGCONT", thawed.elapsed());
     drop(store);
     drop(server);

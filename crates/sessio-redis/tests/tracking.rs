@@ -337,33 +337,21 @@ async fn after_a_reshard_writes_still_reach_the_other_cache() {
         let value = format!("{}", i + 1);
         // The first commits after the move may meet the old slot map: retry the
         // (idempotent) write until the cluster answers.
-        let started = Instant::now();
-        while let Err(e) = b.cache.commit(key, &patch(false, vec![set(&value)])).await {
-            assert!(e.is_transient(), "{e}");
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "no recovery: {e}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let write = patch(false, vec![set(&value)]);
+        support::until_recovered(Duration::from_secs(10), Duration::from_millis(20), || {
+            b.cache.commit(key, &write)
+        })
+        .await;
         visible_within_window(&a, key, &value).await;
     }
     // Listing walks every primary: right after the move the node that lost its slots
     // may still be in the client's cluster map (a transient `Unavailable`).
     let started = Instant::now();
-    let destroyed = loop {
-        match a.cache.destroy_all().await {
-            Ok(n) => break n,
-            Err(e) => {
-                assert!(e.is_transient(), "{e}");
-                assert!(
-                    started.elapsed() < Duration::from_secs(10),
-                    "no recovery: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
+    let destroyed =
+        support::until_recovered(Duration::from_secs(10), Duration::from_millis(50), || {
+            a.cache.destroy_all()
+        })
+        .await;
     eprintln!(
         "reshard: destroy_all answered after {:?}",
         started.elapsed()

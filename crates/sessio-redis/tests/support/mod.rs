@@ -14,6 +14,29 @@ use std::{
 
 use sessio::{IdGenerator, RandomIds};
 
+/// Calls `call` until it succeeds, pausing `pause` after each failure: every failure
+/// must be transient (`Unavailable`), and success must come within `limit`.
+pub async fn until_recovered<T, F, Fut>(limit: Duration, pause: Duration, mut call: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sessio::StoreError>>,
+{
+    let started = Instant::now();
+    loop {
+        match call().await {
+            Ok(value) => return value,
+            Err(e) => {
+                assert!(e.is_transient(), "{e}");
+                assert!(
+                    started.elapsed() < limit,
+                    "no recovery within {limit:?}: {e}"
+                );
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
 /// A unique key prefix, so that tests sharing one Redis never see each other's keys.
 pub fn random_prefix() -> String {
     format!("sessio-test:{}:", RandomIds.generate().as_str())
@@ -234,28 +257,37 @@ impl Cluster {
                 )
             })
             .collect();
-        let mut create = Command::new("redis-cli");
-        create.args(["--cluster", "create"]);
-        for node in &nodes {
-            create.arg(format!("127.0.0.1:{}", node.port));
-        }
-        let out = create
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+        let mut args = vec!["create".to_owned()];
+        args.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
+        args.extend(["--cluster-replicas", "0"].map(str::to_owned));
+        let cluster = Cluster { nodes, _dir: dir };
+        cluster.redis_cli(&args);
+        cluster
+    }
+
+    /// `redis-cli --cluster ARGS --cluster-yes`, then waits until every node says the
+    /// cluster is ok.
+    fn redis_cli(&self, args: &[String]) {
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .args(args)
+            .arg("--cluster-yes")
             .stdin(Stdio::null())
             .output()
             .expect("redis-cli must be installed");
         assert!(
             out.status.success(),
-            "redis-cli --cluster create failed: {}",
-            String::from_utf8_lossy(&out.stdout)
+            "redis-cli --cluster {} failed: {}{}",
+            args[0],
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         );
-        for node in &nodes {
+        for node in &self.nodes {
             let port = node.port;
             wait_until("cluster_state:ok", Duration::from_secs(30), || {
                 raw_command(port, "CLUSTER INFO").is_ok_and(|r| r.contains("cluster_state:ok"))
             });
         }
-        Cluster { nodes, _dir: dir }
     }
 
     /// Moves every slot of node `from` (with its keys) to node `to`, as an operator's
@@ -282,26 +314,16 @@ impl Cluster {
                 None => 1,
             })
             .sum();
-        let out = Command::new("redis-cli")
-            .args(["--cluster", "reshard"])
-            .arg(format!("127.0.0.1:{}", self.nodes[from].port))
-            .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
-            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("redis-cli must be installed");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster reshard failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for node in &self.nodes {
-            let port = node.port;
-            wait_until("cluster_state:ok", Duration::from_secs(30), || {
-                raw_command(port, "CLUSTER INFO").is_ok_and(|r| r.contains("cluster_state:ok"))
-            });
-        }
+        self.redis_cli(&[
+            "reshard".to_owned(),
+            format!("127.0.0.1:{}", self.nodes[from].port),
+            "--cluster-from".to_owned(),
+            id(from),
+            "--cluster-to".to_owned(),
+            id(to),
+            "--cluster-slots".to_owned(),
+            slots.to_string(),
+        ]);
     }
 
     /// `redis-cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`
