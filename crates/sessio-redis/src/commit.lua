@@ -1,10 +1,12 @@
 -- sessio-redis commit: applies one Patch to the session hash KEYS[1], atomically.
 --
--- ARGV[1] '1' if the patch may create the session, else '0'
--- ARGV[2] '1' to clear the session first, else '0'
--- ARGV[3] time to live in milliseconds, or '' for no expiry (PERSIST)
--- ARGV[4] number of changes, then one triple per change:
---         op ('s' set, 'r' remove, 'i' increment), field, value (or the increment)
+-- ARGV[1] the header: its first byte '1' if the patch may create the session, else
+--         '0'; its second '1' to clear the session first, else '0'; the rest the time
+--         to live in milliseconds, or nothing for no expiry (PERSIST)
+-- then one pair per change: the op ('s' set, 'r' remove, 'i' increment) followed by
+--         the field, in one argument; the value (or the increment; '' for a removal)
+--
+-- (Few arguments on purpose: every argument costs the client an encoded frame.)
 --
 -- Returns {0} when the session is missing and may not be created, {1, c1, c2, ...} when
 -- applied (the new counters, as decimal strings: Lua numbers are doubles and would
@@ -18,12 +20,12 @@
 
 local key = KEYS[1]
 local exists = redis.call('EXISTS', key) == 1
-if ARGV[1] ~= '1' and not exists then
+local head = ARGV[1]
+if string.sub(head, 1, 1) ~= '1' and not exists then
   return {0}
 end
-local clear = ARGV[2] == '1'
-local ttl = ARGV[3]
-local n = tonumber(ARGV[4])
+local clear = string.sub(head, 2, 2) == '1'
+local ttl = string.sub(head, 3)
 
 local B = 1000000000
 local MAX_HI, MAX_LO, MIN_LO = 9223372036, 854775807, 854775808
@@ -71,9 +73,9 @@ end
 -- Pass 1: compute the final value of every touched field (false = removed) and every
 -- counter, reading only the fields that increments need. Nothing is written yet.
 local final, order, counters = {}, {}, {}
-local i = 5
-for _ = 1, n do
-  local op, field, value = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for i = 2, #ARGV - 1, 2 do
+  local tagged, value = ARGV[i], ARGV[i + 1]
+  local op, field = string.sub(tagged, 1, 1), string.sub(tagged, 2)
   if final[field] == nil then order[#order + 1] = field end
   if op == 's' then
     final[field] = value
@@ -97,7 +99,6 @@ for _ = 1, n do
     final[field] = v
     counters[#counters + 1] = v
   end
-  i = i + 3
 end
 
 -- Pass 2: write. The marker field "\0" (session keys never hold NUL) keeps a session

@@ -1,7 +1,7 @@
 //! [`RedisStore`] and its [`Store`] implementation.
 
 use std::{
-    fmt,
+    fmt::{self, Write as _},
     future::Future,
     hash::BuildHasher,
     pin::Pin,
@@ -289,29 +289,29 @@ impl RedisStore {
     }
 
     async fn commit_patch(&self, key: &StoreKey, patch: &Patch) -> Result<Committed, StoreError> {
-        let ttl = ttl_arg(patch.expires_at);
-        let flag = |on: bool| Value::from_static_str(if on { "1" } else { "0" });
+        let head = commit_header(patch);
+        // The op tagged onto the field: one argument less per change (commit.lua).
+        let tagged = |op: char, field: &str| {
+            let mut arg = String::with_capacity(1 + field.len());
+            arg.push(op);
+            arg.push_str(field);
+            Value::from(arg)
+        };
         let args = |args: &mut Vec<Value>| {
-            args.reserve(4 + 3 * patch.changes.len());
-            args.push(flag(patch.create));
-            args.push(flag(patch.clear));
-            args.push(ttl.clone());
-            args.push(Value::from(patch.changes.len().to_string()));
+            args.reserve(1 + 2 * patch.changes.len());
+            args.push(Value::from(head.as_str()));
             for change in &patch.changes {
                 match change {
                     Change::Set(k, v) => {
-                        args.push(Value::from_static_str("s"));
-                        args.push(Value::from(k.as_str()));
+                        args.push(tagged('s', k));
                         args.push(Value::Bytes(v.clone()));
                     }
                     Change::Remove(k) => {
-                        args.push(Value::from_static_str("r"));
-                        args.push(Value::from(k.as_str()));
+                        args.push(tagged('r', k));
                         args.push(Value::from_static_str(""));
                     }
                     Change::Increment(k, by) => {
-                        args.push(Value::from_static_str("i"));
-                        args.push(Value::from(k.as_str()));
+                        args.push(tagged('i', k));
                         args.push(Value::from(by.to_string()));
                     }
                 }
@@ -375,15 +375,37 @@ impl RedisStore {
 /// Milliseconds from now to `deadline`, rounded up (never early), as the scripts take
 /// them; `""` for no deadline. Relative, so that clock skew between this host and Redis
 /// does not move deadlines.
+/// `commit.lua`'s first argument: may-create and clear flags, then the time to live in
+/// milliseconds (nothing for no expiry).
+fn commit_header(patch: &Patch) -> String {
+    let flag = |on: bool| if on { '1' } else { '0' };
+    let mut head = String::with_capacity(22);
+    head.push(flag(patch.create));
+    head.push(flag(patch.clear));
+    if let Some(ms) = ttl_millis(patch.expires_at) {
+        // Writing to a `String` cannot fail.
+        let _ = write!(head, "{ms}");
+    }
+    head
+}
+
+/// Milliseconds left until `deadline`, rounded up (0 once it has passed); `None` for
+/// no deadline.
+fn ttl_millis(deadline: Option<SystemTime>) -> Option<u128> {
+    deadline.map(|deadline| {
+        deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+            .as_nanos()
+            .div_ceil(1_000_000)
+    })
+}
+
+/// A time-to-live argument for the scripts: milliseconds, or `""` for no expiry.
 pub(crate) fn ttl_arg(deadline: Option<SystemTime>) -> Value {
-    match deadline {
+    match ttl_millis(deadline) {
         None => Value::from_static_str(""),
-        Some(deadline) => {
-            let left = deadline
-                .duration_since(SystemTime::now())
-                .unwrap_or(Duration::ZERO);
-            Value::from(left.as_nanos().div_ceil(1_000_000).to_string())
-        }
+        Some(ms) => Value::from(ms.to_string()),
     }
 }
 
