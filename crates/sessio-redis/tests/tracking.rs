@@ -345,7 +345,8 @@ async fn after_a_reshard_writes_still_reach_the_other_cache() {
         visible_within_window(&a, key, &value).await;
     }
     // Listing walks every primary: right after the move the node that lost its slots
-    // may still be in the client's cluster map (a transient `Unavailable`).
+    // may still be in the client's cluster map (a transient `Unavailable`), possibly
+    // after a first node's keys were already deleted, so a retry counts only the rest.
     let started = Instant::now();
     let destroyed =
         support::until_recovered(Duration::from_secs(10), Duration::from_millis(50), || {
@@ -356,6 +357,12 @@ async fn after_a_reshard_writes_still_reach_the_other_cache() {
         "reshard: destroy_all answered after {:?}",
         started.elapsed()
     );
-    assert_eq!(destroyed, keys.len() as u64);
+    assert!(destroyed <= keys.len() as u64, "destroyed {destroyed}");
+    // Asked of Redis itself, not of a cache that an invalidation may not have reached.
+    let redis = b.cache.inner();
+    assert_eq!(redis.count().await.expect("count"), 0);
+    for key in &keys {
+        assert_eq!(redis.load(key).await.expect("load"), None);
+    }
     drop(cluster);
 }
