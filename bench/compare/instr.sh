@@ -114,7 +114,7 @@ for run in $(seq "$RUNS"); do
   for v in $VARIANTS; do
     for route in $ROUTES; do
       runs_route "$v" "$route" || continue
-      bare=""; [[ $v == *-bare ]] && bare=bare
+      bare=""; [[ $v == *-bare || $v == *-bare-* ]] && bare=bare
       for n in "$N1" "$N2"; do
         idx=$((idx + 1)); port=$((BASE_PORT + idx % 10))
         [[ $v == *redis* ]] && "${R[@]}" flushall >/dev/null

@@ -10,7 +10,9 @@
 # make CONNS sessions (one cookie-less GET per session, cookies kept), warm up with wrk
 # for WARMUP, then measure with wrk pinned to CLIENT_CPU for DURATION, CONNS connections,
 # scripts/session.lua sending each connection's session cookie. Server CPU comes from
-# /proc/PID/stat (utime+stime, all threads) around the measurement, peak RSS from VmHWM.
+# /proc/PID/stat (utime+stime, all threads) around the measurement, peak RSS from VmHWM;
+# wrk's own CPU from its shell's reaped-children times (wrk and a private Redis share
+# CLIENT_CPU by default, and that core, not the server's, can be what limits req/s).
 #
 # Routes: /hit runs on every variant. The other routes (load, set, incr) run only on the
 # variants matching OPS_VARIANTS (default: every *redis* variant).
@@ -64,7 +66,7 @@ mkdir -p "$RESULTS"
 STAMP=$(date -u +%Y%m%d-%H%M%S)
 RAW=$RESULTS/run-$STAMP.tsv
 TMP=$(mktemp -d)
-printf 'round\tvariant\troute\trps\tp99_us\tmean_us\trequests\tnon2xx\tsock_errors\tsessions\tmax_counter\tsrv_us_per_req\tvmhwm_kb\tredis_cmds_per_req\tredis_reads_per_req\tredis_us_per_req\tredis_by_command\n' >"$RAW"
+printf 'round\tvariant\troute\trps\tp99_us\tmean_us\trequests\tnon2xx\tsock_errors\tsessions\tmax_counter\tsrv_us_per_req\tvmhwm_kb\tredis_cmds_per_req\tredis_reads_per_req\tredis_us_per_req\tredis_by_command\tclient_us_per_req\n' >"$RAW"
 
 SRV_PID=""
 REDIS_PID=""
@@ -151,7 +153,9 @@ for round in $(seq "$ROUNDS"); do
       taskset -c "$CLIENT_CPU" wrk -t"$(wrk_threads)" -c"$CONNS" -d"$WARMUP" -s "$LUA" "$url" -- "$MODE" "$cookies" >/dev/null
       t0=$(cpu_ticks "$SRV_PID"); r0=$([[ -n $REDIS_PID ]] && cpu_ticks "$REDIS_PID" || echo 0)
       s0=$([[ $v == *redis* ]] && redis_snapshot || true)
-      out=$(taskset -c "$CLIENT_CPU" wrk -t"$(wrk_threads)" -c"$CONNS" -d"$DURATION" --timeout 5s -s "$LUA" "$url" -- "$MODE" "$cookies")
+      # The subshell reaps only this wrk: its cutime+cstime afterwards is wrk's CPU.
+      out=$(taskset -c "$CLIENT_CPU" wrk -t"$(wrk_threads)" -c"$CONNS" -d"$DURATION" --timeout 5s -s "$LUA" "$url" -- "$MODE" "$cookies"
+        awk '{ print "WRK_TICKS", $16 + $17 }' "/proc/$BASHPID/stat")
       s1=$([[ $v == *redis* ]] && redis_snapshot || true)
       t1=$(cpu_ticks "$SRV_PID"); r1=$([[ -n $REDIS_PID ]] && cpu_ticks "$REDIS_PID" || echo 0)
       hwm=$(vmhwm_kb "$SRV_PID")
@@ -160,6 +164,7 @@ for round in $(seq "$ROUNDS"); do
       get() { sed -E "s/.*[ ]$1=([^ ]+).*/\1/" <<<"$line"; }
       reqs=$(get requests)
       us=$(awk -v a="$t0" -v b="$t1" -v n="$reqs" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / hz * 1e6 / n }')
+      wus=$(awk -v n="$reqs" -v hz="$CLK_TCK" '/^WRK_TICKS/ { printf "%.2f", $2 / hz * 1e6 / n }' <<<"$out")
       cmds=-; reads=-; rus=-; by=-
       if [[ $v == *redis* ]]; then
         # The first snapshot's two INFO calls land in the second one's counts: minus 2.
@@ -174,11 +179,11 @@ for round in $(seq "$ROUNDS"); do
           printf "%.3f %.3f %s\n", (b["TOTAL"] - a["TOTAL"] - 2) / n, (b["READS"] - a["READS"] - 2) / n, by == "" ? "-" : by }')
         rus=$(awk -v a="$r0" -v b="$r1" -v n="$reqs" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / hz * 1e6 / n }')
       fi
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$v" "$route" \
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$v" "$route" \
         "$(get rps)" "$(get lat_p99_us)" "$(get lat_mean_us)" "$reqs" "$(get non2xx)" "$(get sock_errors)" \
-        "$(get sessions)" "$(get max_counter)" "$us" "$hwm" "$cmds" "$reads" "$rus" "$by" >>"$RAW"
-      printf '  round %s %-22s /%-5s %9s req/s  %6s us/req  p99 %6s us  non2xx %s%s\n' "$round" "$v" "$route" \
-        "$(get rps)" "$us" "$(get lat_p99_us)" "$(get non2xx)" \
+        "$(get sessions)" "$(get max_counter)" "$us" "$hwm" "$cmds" "$reads" "$rus" "$by" "${wus:--}" >>"$RAW"
+      printf '  round %s %-22s /%-5s %9s req/s  %6s us/req  wrk %6s us/req  p99 %6s us  non2xx %s%s\n' "$round" "$v" "$route" \
+        "$(get rps)" "$us" "${wus:--}" "$(get lat_p99_us)" "$(get non2xx)" \
         "$([[ $cmds == - ]] || echo "  redis $cmds cmds/req $reads reads/req")" >&2
     done
   done
@@ -202,6 +207,7 @@ awk -F'\t' -v routes="$ROUTES" '
     rps[k] = rps[k] " " $4; us[k] = us[k] " " $12; p99[k] = p99[k] " " $5
     if ($13 + 0 > hwm[k]) hwm[k] = $13 + 0
     cmds[k] = cmds[k] " " $14; reads[k] = reads[k] " " $15; rus[k] = rus[k] " " $16; by[k] = $17
+    wus[k] = wus[k] " " $18
     bad[k] += $8 + $9
     runs[k] = runs[k] sprintf(" %.0f", $4)
   }
@@ -212,8 +218,8 @@ awk -F'\t' -v routes="$ROUTES" '
       for (i = 1; i <= nk; i++) { split(order[i], kk, SUBSEP); if (kk[2] == r) any = 1 }
       if (!any) continue
       printf "\n/%s\n", r
-      printf "| variant | req/s per round | median req/s | vs. bare | server µs/req | vs. bare | p99 ms | peak RSS MiB | errors |\n"
-      printf "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+      printf "| variant | req/s per round | median req/s | vs. bare | server µs/req | vs. bare | wrk µs/req | p99 ms | peak RSS MiB | errors |\n"
+      printf "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
       for (i = 1; i <= nk; i++) {
         split(order[i], kk, SUBSEP); if (kk[2] != r) continue
         v = kk[1]; fw = (v ~ /axum|tower/) ? "axum-bare" : "actix-bare"; b = fw SUBSEP r
@@ -221,7 +227,7 @@ awk -F'\t' -v routes="$ROUTES" '
         mr = median(rps[order[i]]); mu = median(us[order[i]])
         vr = (b in seen) ? sprintf("%.3f", mr / median(rps[b])) : "-"
         vu = (b in seen) ? sprintf("%.2f", mu / median(us[b])) : "-"
-        printf "| %s | %s | %.0f | %s | %.2f | %s | %.2f | %.1f | %d |\n", v, substr(runs[order[i]], 2), mr, vr, mu, vu, median(p99[order[i]]) / 1000, hwm[order[i]] / 1024, bad[order[i]]
+        printf "| %s | %s | %.0f | %s | %.2f | %s | %s | %.2f | %.1f | %d |\n", v, substr(runs[order[i]], 2), mr, vr, mu, vu, median(wus[order[i]]), median(p99[order[i]]) / 1000, hwm[order[i]] / 1024, bad[order[i]]
       }
     }
     hdr = 0
@@ -241,4 +247,6 @@ echo
 echo "vs. bare: median of the variant / median of the same framework's bare variant on the same route"
 echo "(axum-bare for axum, tower-* and sessio-axum-*; actix-bare for actix-*, sessio-actix-*)."
 echo "server µs/req: server CPU time (utime+stime, /proc) during the measurement / requests."
+echo "wrk µs/req: wrk's own CPU time during the measurement / requests (it shares CLIENT_CPU with"
+echo "the private Redis: wrk µs + Redis CPU µs near 1e6 / req/s means the client core was the limit)."
 echo "errors: non-2xx answers + socket errors over all rounds."

@@ -13,6 +13,7 @@ use crate::{announce, bare_next, set_value, Opts};
 pub(crate) async fn serve(opts: Opts) -> Result<(), String> {
     let app = match opts.variant.as_str() {
         "axum-bare" => bare::router(),
+        "axum-bare-redis" => bare::with_redis_writes(&opts.redis).await?,
         "tower-memory" => tower::router(tower_sessions::MemoryStore::default()),
         "tower-redis" => tower::router(tower::redis_store(&opts.redis).await?),
         "sessio-axum-memory" => sessio_router(Arc::new(MemoryStore::new()))?,
@@ -148,6 +149,49 @@ mod bare {
             .route("/set", get(count))
             .route("/incr", get(count))
             .route("/mostly", get(count))
+    }
+
+    /// The bare counter, stored in Redis when `always` or on one `/mostly` in ten.
+    async fn write(
+        client: tower_sessions_redis_store::fred::prelude::Client,
+        always: bool,
+    ) -> Result<String, (StatusCode, String)> {
+        use tower_sessions_redis_store::fred::prelude::KeysInterface;
+
+        let n = bare_next();
+        if always || crate::mostly_writes() {
+            // 32 keys, like the harness's 32 sessions.
+            let key = format!("axum-bare-redis:{}", n % 32);
+            let set: Result<(), _> = client.set(key, n, None, None, false).await;
+            set.map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        }
+        Ok(n.to_string())
+    }
+
+    /// Bare axum plus one Redis `SET` on every request that would write a session
+    /// (`/hit`, `/set`, `/incr`, one `/mostly` in ten), on one fred client as
+    /// tower-sessions-redis-store sets it up. No session library that writes through to
+    /// Redis can beat it: it is the ceiling for the Redis variants on this machine,
+    /// where Redis shares a core with wrk or with the server.
+    pub(super) async fn with_redis_writes(url: &str) -> Result<Router, String> {
+        use tower_sessions_redis_store::fred::prelude::{Client, ClientLike, Config};
+
+        let config = Config::from_url(url).map_err(|e| format!("{url}: {e}"))?;
+        let client = Client::new(config, None, None, None);
+        client
+            .init()
+            .await
+            .map_err(|e| format!("axum-bare-redis: cannot connect to {url}: {e}"))?;
+        let route = |always: bool| {
+            let client = client.clone();
+            get(move || write(client.clone(), always))
+        };
+        Ok(Router::new()
+            .route("/hit", route(true))
+            .route("/load", get(count))
+            .route("/set", route(true))
+            .route("/incr", route(true))
+            .route("/mostly", route(false)))
     }
 }
 

@@ -41,6 +41,7 @@ use std::{
 /// Every variant, in the order `--list` prints them (run.sh's default order).
 const VARIANTS: &[&str] = &[
     "axum-bare",
+    "axum-bare-redis",
     "tower-memory",
     "sessio-axum-memory",
     "tower-redis",
