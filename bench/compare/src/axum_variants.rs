@@ -174,14 +174,7 @@ mod bare {
     /// Redis can beat it: it is the ceiling for the Redis variants on this machine,
     /// where Redis shares a core with wrk or with the server.
     pub(super) async fn with_redis_writes(url: &str) -> Result<Router, String> {
-        use tower_sessions_redis_store::fred::prelude::{Client, ClientLike, Config};
-
-        let config = Config::from_url(url).map_err(|e| format!("{url}: {e}"))?;
-        let client = Client::new(config, None, None, None);
-        client
-            .init()
-            .await
-            .map_err(|e| format!("axum-bare-redis: cannot connect to {url}: {e}"))?;
+        let client = super::tower::fred_client(url, "axum-bare-redis").await?;
         let route = |always: bool| {
             let client = client.clone();
             get(move || write(client.clone(), always))
@@ -249,13 +242,20 @@ mod tower {
     pub(super) async fn redis_store(
         url: &str,
     ) -> std::result::Result<tower_sessions_redis_store::RedisStore<Client>, String> {
+        let client = fred_client(url, "tower-sessions-redis-store").await?;
+        Ok(tower_sessions_redis_store::RedisStore::new(client))
+    }
+
+    /// One connected fred client (one multiplexed connection); `who` names the
+    /// variant in the error.
+    pub(super) async fn fred_client(url: &str, who: &str) -> std::result::Result<Client, String> {
         let config = Config::from_url(url).map_err(|e| format!("{url}: {e}"))?;
         let client = Client::new(config, None, None, None);
         client
             .init()
             .await
-            .map_err(|e| format!("tower-sessions-redis-store: cannot connect to {url}: {e}"))?;
-        Ok(tower_sessions_redis_store::RedisStore::new(client))
+            .map_err(|e| format!("{who}: cannot connect to {url}: {e}"))?;
+        Ok(client)
     }
 }
 
