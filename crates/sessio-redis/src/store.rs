@@ -372,9 +372,6 @@ impl RedisStore {
     }
 }
 
-/// Milliseconds from now to `deadline`, rounded up (never early), as the scripts take
-/// them; `""` for no deadline. Relative, so that clock skew between this host and Redis
-/// does not move deadlines.
 /// `commit.lua`'s first argument: may-create and clear flags, then the time to live in
 /// milliseconds (nothing for no expiry).
 fn commit_header(patch: &Patch) -> String {
@@ -401,7 +398,9 @@ fn ttl_millis(deadline: Option<SystemTime>) -> Option<u128> {
     })
 }
 
-/// A time-to-live argument for the scripts: milliseconds, or `""` for no expiry.
+/// Milliseconds from now to `deadline`, rounded up (never early), as the scripts take
+/// them; `""` for no deadline. Relative, so that clock skew between this host and Redis
+/// does not move deadlines.
 pub(crate) fn ttl_arg(deadline: Option<SystemTime>) -> Value {
     match ttl_millis(deadline) {
         None => Value::from_static_str(""),
