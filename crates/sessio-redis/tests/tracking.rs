@@ -288,13 +288,20 @@ async fn created_on_b_and_cached_on_a(a: &Server, b: &Server) -> Vec<StoreKey> {
     keys
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn on_a_cluster_writes_on_every_node_reach_the_other_cache() {
+/// A fresh three-node cluster, two servers A and B with caches on it, and the sessions
+/// of [`created_on_b_and_cached_on_a`].
+async fn two_servers_on_a_cluster() -> (support::Cluster, Server, Server, Vec<StoreKey>) {
     let cluster = support::Cluster::start();
     let url = cluster.url();
     let prefix = prefix();
     let (a, b) = (server(&url, &prefix).await, server(&url, &prefix).await);
     let keys = created_on_b_and_cached_on_a(&a, &b).await;
+    (cluster, a, b, keys)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_cluster_writes_on_every_node_reach_the_other_cache() {
+    let (cluster, a, b, keys) = two_servers_on_a_cluster().await;
     for key in &keys {
         b.cache
             .commit(key, &patch(false, vec![set("1")]))
@@ -327,11 +334,7 @@ async fn on_a_cluster_writes_on_every_node_reach_the_other_cache() {
 /// write on one server still reaches the other's cache within the window.
 #[tokio::test(flavor = "multi_thread")]
 async fn after_a_reshard_writes_still_reach_the_other_cache() {
-    let cluster = support::Cluster::start();
-    let url = cluster.url();
-    let prefix = prefix();
-    let (a, b) = (server(&url, &prefix).await, server(&url, &prefix).await);
-    let keys = created_on_b_and_cached_on_a(&a, &b).await;
+    let (cluster, a, b, keys) = two_servers_on_a_cluster().await;
     cluster.move_all_slots(0, 1);
     for (i, key) in keys.iter().enumerate() {
         let value = format!("{}", i + 1);
