@@ -289,7 +289,6 @@ impl RedisStore {
     }
 
     async fn commit_patch(&self, key: &StoreKey, patch: &Patch) -> Result<Committed, StoreError> {
-        let head = commit_header(patch);
         // The op tagged onto the field: one argument less per change (commit.lua).
         let tagged = |op: char, field: &str| {
             let mut arg = String::with_capacity(1 + field.len());
@@ -299,7 +298,7 @@ impl RedisStore {
         };
         let args = |args: &mut Vec<Value>| {
             args.reserve(1 + 2 * patch.changes.len());
-            args.push(Value::from(head.as_str()));
+            args.push(Value::from(commit_header(patch)));
             for change in &patch.changes {
                 match change {
                     Change::Set(k, v) => {
